@@ -1,0 +1,37 @@
+"""Keras 3 / TensorFlow task recipes: train on pretrained backbones, evaluate,
+export to SavedModel and ONNX, and verify that the exports match.
+
+The top-level names are loaded lazily, so `import toolkit` (and
+`toolkit --help`) does not import TensorFlow.
+
+Example:
+
+>>> import toolkit  # doctest: +SKIP
+>>> run = toolkit.train("recipes/image_classification/fashion_mnist.yaml",
+...                     overrides={"train.epochs": 1})  # doctest: +SKIP
+>>> toolkit.load(run.path).predict(["shoe.png"])  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+_API = {
+    "load_recipe": "toolkit.config",
+    "train": "toolkit.api",
+    "evaluate": "toolkit.api",
+    "export": "toolkit.api",
+    "verify": "toolkit.api",
+    "load": "toolkit.api",
+    "predict": "toolkit.api",
+    "Run": "toolkit.runs",
+    "ToolkitError": "toolkit.errors",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")

@@ -1,0 +1,357 @@
+"""The `toolkit` command: a thin layer over `toolkit.api`.
+
+Every user error is one line on stderr and exit code 2; `--help` and
+listing commands do not import TensorFlow.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+EPILOG = "Docs: README.md. Every verb takes --help."
+
+
+def _quiet_tensorflow():
+    """Imports TensorFlow with its start-up chatter (C++ logs on fd 2) held back.
+
+    The captured text is shown only if the import fails.
+    """
+    import tempfile
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not os.environ.get("TOOLKIT_VERBOSE_TF"):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                import tensorflow as tf
+
+                tf.config.list_physical_devices()
+            except BaseException:
+                os.dup2(saved, 2)
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode("utf-8", "replace"))
+                raise
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+    warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
+    warnings.filterwarnings("ignore", message=r".*Your input ran out of data.*")
+    warnings.filterwarnings("ignore", message=r".*weights for input shape.*", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r".*`input_shape` is undefined or non-square.*")
+    warnings.filterwarnings("ignore", message=r".*np\.object.*", category=FutureWarning)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="toolkit",
+        description="Train, evaluate, export and serve Keras models from task recipes.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    train = verbs.add_parser(
+        "train", help="train, evaluate, export and verify a recipe",
+        description="Train a recipe, evaluate it on the test split, export it (SavedModel, ONNX) and verify "
+                    "the exports against the Keras model. Overrides are key.path=value (YAML values).",
+        epilog="Example: toolkit train recipes/image_classification/fashion_mnist.yaml train.epochs=3",
+    )
+    train.add_argument("recipe", nargs="?", help="recipe YAML file")
+    train.add_argument("overrides", nargs="*", help="overrides like train.epochs=3 data.image_size=[64,64]")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
+
+    evaluate = verbs.add_parser("evaluate", help="evaluate a trained run on its test split",
+                                description="Evaluate a run's model.keras on a split of its recipe's data.")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--split", default="test", choices=["test", "validation", "train"])
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    predict = verbs.add_parser(
+        "predict", help="predict with a run, .keras, SavedModel or .onnx",
+        description="Predict with MODEL: a run directory, a .keras file, an exported SavedModel directory or "
+                    "an .onnx file (ONNX Runtime only, no TensorFlow).",
+        epilog="Example: toolkit predict saved_models/fashion_mnist/export/model.onnx shoe.png",
+    )
+    predict.add_argument("model", metavar="MODEL")
+    predict.add_argument("inputs", metavar="FILES", nargs="+", help="input files (images)")
+    predict.add_argument("--top-k", type=int, default=None, help="answers per input (default: the model's)")
+    predict.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
+    export = verbs.add_parser("export", help="export a run (SavedModel, ONNX) and verify it",
+                              description="Export a run's model.keras into RUN_DIR/export and verify parity.")
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--format", dest="formats", default=None,
+                        help="comma-separated formats (default: the recipe's), e.g. saved_model,onnx")
+
+    verify = verbs.add_parser("verify", help="check an export against its Keras model",
+                              description="Reload every artifact in EXPORT_DIR in its own runtime and compare it "
+                                          "with the run's model.keras on the stored held-out samples.")
+    verify.add_argument("export_dir", metavar="EXPORT_DIR")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    config = verbs.add_parser("config", help="print the resolved recipe",
+                              description="Validate a recipe (with overrides) and print it with every default.")
+    config.add_argument("recipe")
+    config.add_argument("overrides", nargs="*", help="overrides like train.epochs=3")
+
+    listing = verbs.add_parser("list", help="list recipes, backbones, tasks, formats or data sources",
+                               description="List what the toolkit knows.")
+    listing.add_argument("what", choices=["recipes", "backbones", "tasks", "formats", "sources"])
+
+    weights = verbs.add_parser("weights", help="manage the offline weights store",
+                               description="The weights store holds pretrained backbone weights for machines "
+                                           "without internet; model.weights: imagenet looks there first.")
+    weights_verbs = weights.add_subparsers(dest="weights_verb", metavar="ACTION")
+    weights_verbs.required = True
+    weights_import = weights_verbs.add_parser(
+        "import", help="check a weights file against a backbone and store it",
+        description="Check that FILE (.weights.h5 or keras.applications .h5, without top) fits the backbone "
+                    "and copy it into the weights store.",
+        epilog="Example: toolkit weights import weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5 "
+               "--backbone mobilenet_v3_small",
+    )
+    weights_import.add_argument("file", metavar="FILE")
+    weights_import.add_argument("--backbone", required=True, help="registered backbone name")
+    weights_verbs.add_parser("list", help="list stored weights", description="List the weights store.")
+    return parser
+
+
+def _version():
+    from toolkit import __version__
+
+    return f"toolkit {__version__}"
+
+
+def main(argv=None):
+    """Runs the CLI; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from toolkit.errors import ToolkitError
+
+    handler = globals()[f"_cmd_{args.verb}"]
+    try:
+        return handler(args) or 0
+    except ToolkitError as error:
+        print(f"toolkit {args.verb}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        hint = ""
+        if args.verb == "train":
+            hint = " (resume with: toolkit train --resume RUN_DIR; the run directory is printed at the start)"
+        print(f"toolkit {args.verb}: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------- verbs
+
+
+def _cmd_train(args):
+    from toolkit.errors import RecipeError
+
+    if args.resume:
+        if args.recipe or args.overrides:
+            raise RecipeError("--resume takes the run's saved recipe; do not pass a recipe or overrides with it")
+    elif not args.recipe:
+        raise RecipeError("give a recipe file (toolkit list recipes) or --resume RUN_DIR")
+    if not args.resume:
+        from toolkit.config import load_recipe
+
+        recipe = load_recipe(args.recipe, overrides=args.overrides)  # fail fast, before TensorFlow loads
+    _quiet_tensorflow()
+    from toolkit import api
+
+    run = api.train(None if args.resume else recipe, resume=args.resume, log=_log)
+    print(_summary(run))
+
+
+def _log(message):
+    print(f"[toolkit] {message}", flush=True)
+
+
+def _summary(run):
+    metrics = run.metrics()
+    lines = [
+        "",
+        f"Run {run.path}",
+        f"  task {metrics.get('task')}, {metrics.get('epochs_completed')} epochs, "
+        f"{metrics.get('train_seconds', 0):.0f} s training, {metrics.get('parameters', 0):,} parameters",
+        "",
+        "Test metrics",
+    ]
+    test = metrics.get("test", {})
+    for key in ("accuracy", "top5_accuracy", "macro_f1", "loss", "examples"):
+        if key in test:
+            value = test[key]
+            lines.append(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
+    verify_path = os.path.join(run.export_dir, "verify.json")
+    if os.path.isfile(verify_path):
+        with open(verify_path, encoding="utf-8") as f:
+            report = json.load(f)
+        lines += ["", _verify_table(report)]
+    lines += ["", "Files"]
+    for label, name in (("recipe", "recipe.yaml"), ("model", "model.keras"), ("metrics", "metrics.json"),
+                        ("model card", "MODEL_CARD.md"), ("curves", "training_curves.png"),
+                        ("confusion", "confusion_matrix.png"), ("export", "export"), ("tensorboard", "logs")):
+        if os.path.exists(run.file(name)):
+            lines.append(f"  {label:<12} {run.file(name)}")
+    return "\n".join(lines)
+
+
+def _verify_table(report):
+    lines = [
+        f"Export parity ({report['samples']} held-out test samples, output scale {report['output_scale']:.3g}, "
+        f"tolerance {report['tolerance']:.1g})",
+        f"  {'format':<12} {'endpoint':<16} {'max|diff|':>10} {'top-1 agree':>12}  status",
+    ]
+    for name, entry in report["formats"].items():
+        for endpoint, figures in entry["endpoints"].items():
+            lines.append(
+                f"  {name:<12} {endpoint:<16} {figures['max_abs_diff']:>10.2e} {figures['top1_agreement']:>12.1%}  "
+                f"{'ok' if figures['passed'] else 'FAILED'}"
+            )
+    return "\n".join(lines)
+
+
+def _cmd_evaluate(args):
+    _quiet_tensorflow()
+    from toolkit import api
+
+    metrics = api.evaluate(args.run_dir, args.split)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return
+    print(f"{args.split} split of {os.path.abspath(args.run_dir)}")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            print(f"  {key:<16} {value:.4f}")
+        elif isinstance(value, int):
+            print(f"  {key:<16} {value}")
+    per_class = metrics.get("per_class")
+    if per_class:
+        print(f"\n  {'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+        for name, row in per_class.items():
+            print(f"  {name[:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
+                  f"{row['support']:>8}")
+
+
+def _cmd_predict(args):
+    from toolkit.errors import ToolkitError
+
+    if args.top_k is not None and args.top_k < 1:
+        raise ToolkitError("--top-k must be 1 or more")
+    if not args.model.endswith(".onnx"):
+        _quiet_tensorflow()
+    from toolkit.predict import load
+
+    model = load(args.model)
+    results = model.predict(args.inputs, args.top_k)
+    if args.json:
+        print(json.dumps({"model": os.path.abspath(args.model), "runtime": model.runtime, "predictions": results},
+                         indent=2))
+        return
+    for result in results:
+        print(model.task_class.format_prediction(result))
+
+
+def _cmd_export(args):
+    _quiet_tensorflow()
+    from toolkit import api
+
+    report = api.export(args.run_dir, args.formats, log=_log)
+    print(_verify_table(report))
+    print(f"\nexported to {os.path.join(os.path.abspath(args.run_dir), 'export')}")
+
+
+def _cmd_verify(args):
+    _quiet_tensorflow()
+    from toolkit import api
+    from toolkit.errors import ParityError
+
+    try:
+        report = api.verify(args.export_dir)
+    except ParityError:
+        path = os.path.join(args.export_dir, "verify.json")
+        if os.path.isfile(path) and not args.json:
+            with open(path, encoding="utf-8") as f:
+                print(_verify_table(json.load(f)))
+        raise
+    print(json.dumps(report, indent=2) if args.json else _verify_table(report) + "\n\nall exports match")
+
+
+def _cmd_config(args):
+    from toolkit.config import load_recipe, recipe_to_yaml
+
+    print(recipe_to_yaml(load_recipe(args.recipe, overrides=args.overrides)), end="")
+
+
+def recipes_dirs():
+    """Directories searched for shipped recipes (the checkout's and ./recipes)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dirs = [os.path.join(here, "recipes"), os.path.abspath("recipes")]
+    return [d for i, d in enumerate(dirs) if os.path.isdir(d) and d not in dirs[:i]]
+
+
+def _cmd_list(args):
+    if args.what == "recipes":
+        import yaml
+
+        for directory in recipes_dirs():
+            for root, _, files in sorted(os.walk(directory)):
+                for name in sorted(files):
+                    if name.endswith((".yaml", ".yml")):
+                        path = os.path.join(root, name)
+                        with open(path, encoding="utf-8") as f:
+                            data = yaml.safe_load(f) or {}
+                        rel = os.path.relpath(path)
+                        print(f"{rel:<56} {data.get('description', '')}")
+    elif args.what == "backbones":
+        from toolkit.backbones.registry import BACKBONES
+        from toolkit.backbones.weights import stored_weights
+
+        print(f"{'name':<20} {'params':>7} {'input':>9} {'min':>4}  {'weights':<8} description")
+        for name, spec in BACKBONES.items():
+            low, high = spec.input_range
+            stored = "stored" if stored_weights(name) else ("online" if spec.weights_url else "none")
+            print(f"{name:<20} {spec.params:>7} {f'{low:g}..{high:g}':>9} {spec.min_input_size:>4}  {stored:<8} "
+                  f"{spec.description}")
+        print("\nalso: hub:<KerasHub preset or dir>, file:<backbone.keras>, run:<run dir>")
+    elif args.what == "tasks":
+        from toolkit.tasks import TASKS
+
+        for name, cls in TASKS.items():
+            print(f"{name:<24} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    elif args.what == "formats":
+        from toolkit.export.formats import FORMATS
+
+        for name, spec in FORMATS.items():
+            options = ", ".join(f"{k}={v.default}" for k, v in spec.options.model_fields.items()) or "-"
+            print(f"{name:<12} {spec.artifact:<12} options: {options:<10} {spec.description}")
+    elif args.what == "sources":
+        from toolkit.data.sources import SOURCES
+
+        for name, function in SOURCES.items():
+            print(f"{name:<16} {' '.join((function.__doc__ or '').split())}")
+
+
+def _cmd_weights(args):
+    from toolkit.backbones import weights
+
+    if args.weights_verb == "list":
+        directory = weights.store_dir()
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".h5")) if os.path.isdir(directory) else []
+        print(f"weights store: {directory}")
+        for name in names:
+            print(f"  {name}")
+        if not names:
+            print("  (empty)")
+        return
+    _quiet_tensorflow()
+    path = weights.import_weights(args.file, args.backbone)
+    print(f"stored {args.file} as {path}; recipes with model.backbone: {args.backbone} and "
+          "model.weights: imagenet now load it")

@@ -1,0 +1,279 @@
+"""The recipe schema: one typed source of truth for every setting.
+
+A recipe is a YAML file validated by the pydantic models below. Unknown keys
+are errors at every level; every field has a default, a type and a one-line
+description. Task modules extend `Recipe` with their own `data` and `model`
+sections (see `toolkit.tasks`).
+
+Example:
+
+>>> from toolkit.config.schema import TrainConfig
+>>> TrainConfig(epochs=3).optimizer.name
+'adam'
+"""
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+
+class StrictModel(BaseModel):
+    """Base of every recipe section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class AugmentConfig(StrictModel):
+    """Training-time augmentation (Keras preprocessing layers, train split only)."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = Field(
+        "none", description="random flips"
+    )
+    rotation: float = Field(0.0, ge=0.0, le=0.5, description="max rotation, fraction of a full turn")
+    zoom: float = Field(0.0, ge=0.0, lt=1.0, description="max zoom in/out, fraction of the size")
+    translation: float = Field(0.0, ge=0.0, lt=1.0, description="max shift, fraction of the size")
+    contrast: float = Field(0.0, ge=0.0, lt=1.0, description="max contrast change, fraction")
+
+
+class SampleLimits(StrictModel):
+    """Caps on the number of examples per split (for quick runs and tests)."""
+
+    train: Optional[PositiveInt] = Field(None, description="at most this many training examples")
+    validation: Optional[PositiveInt] = Field(None, description="at most this many validation examples")
+    test: Optional[PositiveInt] = Field(None, description="at most this many test examples")
+
+
+class DataConfig(StrictModel):
+    """Where the data comes from and how it is split; shared by all tasks."""
+
+    source: str = Field(
+        "folder", description="data source: folder, tfds or a named dataset (toolkit list sources)"
+    )
+    path: Optional[str] = Field(None, description="directory or file the source reads")
+    tfds_name: Optional[str] = Field(None, description="TFDS dataset name, for source: tfds")
+    tfds_data_dir: Optional[str] = Field(None, description="TFDS data directory (default ~/tensorflow_datasets)")
+    download: bool = Field(True, description="allow downloading (TFDS, keras.datasets) when not on disk")
+    validation_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0, description="share of train held out for validation when the source has none"
+    )
+    test_fraction: float = Field(
+        0.2, ge=0.0, lt=1.0, description="share held out for test when the source has no test split"
+    )
+    on_error: Literal["skip", "fail"] = Field(
+        "skip", description="unreadable example: skip and count it, or fail"
+    )
+    limit: SampleLimits = Field(default_factory=SampleLimits, description="per-split example caps")
+    cache: bool = Field(True, description="cache decoded examples in memory after the first epoch")
+    shuffle_buffer: PositiveInt = Field(10000, description="shuffle buffer size (examples)")
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value):
+        from toolkit.data.sources import SOURCES
+        from toolkit.errors import ToolkitError
+
+        try:
+            SOURCES.get(value)
+        except ToolkitError as error:
+            raise ValueError(str(error))
+        return value
+
+
+def _square(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    return value
+
+
+class ImageDataConfig(DataConfig):
+    """Image data: decoding, size and augmentation."""
+
+    image_size: tuple[PositiveInt, PositiveInt] = Field(
+        (224, 224), description="model input height and width (an int means square)"
+    )
+    channels: Literal[1, 3] = Field(3, description="1 = grayscale, 3 = RGB")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="training augmentation")
+
+    _square_size = field_validator("image_size", mode="before")(_square)
+
+
+# -------------------------------------------------------------------------- model
+
+
+class HeadConfig(StrictModel):
+    """The classification head on top of the pooled backbone features."""
+
+    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="dropout before each dense layer")
+    hidden_units: list[PositiveInt] = Field(
+        default_factory=list, description="sizes of hidden dense layers (ReLU) before the output"
+    )
+
+
+class BackboneModelConfig(StrictModel):
+    """A pretrained backbone and where its weights come from."""
+
+    backbone: str = Field(
+        ...,
+        description="registry name (toolkit list backbones), hub:<preset or dir>, file:<path.keras> or run:<run dir>",
+    )
+    weights: str = Field(
+        "imagenet",
+        description=(
+            "imagenet/pretrained (weights store, then download; for hub:/file:/run: the weights that come "
+            "with it), none (random init) or file:<path.weights.h5>"
+        ),
+    )
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _check_weights(cls, value):
+        if value is None:
+            return "none"
+        if isinstance(value, str) and (value in ("imagenet", "pretrained", "none") or value.startswith("file:")):
+            return value
+        raise ValueError(f"expected imagenet, pretrained, none or file:<path>; got {value!r}")
+
+    @field_validator("backbone")
+    @classmethod
+    def _check_backbone(cls, value):
+        from toolkit.backbones.registry import check_backbone_name
+
+        return check_backbone_name(value)
+
+
+class ClassifierModelConfig(BackboneModelConfig):
+    """Backbone plus classification head."""
+
+    head: HeadConfig = Field(default_factory=HeadConfig, description="classification head")
+
+
+# -------------------------------------------------------------------------- train
+
+
+class OptimizerConfig(StrictModel):
+    """Optimizer and base learning rate."""
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = Field("adam", description="optimizer")
+    learning_rate: PositiveFloat = Field(1e-3, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0.0, description="decoupled weight decay (adamw, sgd)")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="momentum (sgd, rmsprop)")
+    clipnorm: Optional[PositiveFloat] = Field(None, description="clip each gradient to this norm")
+
+
+class ScheduleConfig(StrictModel):
+    """Learning-rate schedule over each training phase."""
+
+    name: Literal["constant", "cosine"] = Field("cosine", description="decay after warmup")
+    warmup_epochs: float = Field(0.0, ge=0.0, description="linear warmup from 0, in epochs")
+    final_factor: float = Field(0.0, ge=0.0, le=1.0, description="cosine: final lr as a share of the peak")
+
+
+class FineTuneConfig(StrictModel):
+    """Two-phase transfer learning: frozen backbone, then partial unfreezing."""
+
+    frozen_epochs: NonNegativeInt = Field(
+        0, description="epochs with the backbone frozen (0: train everything from the start)"
+    )
+    unfreeze: Union[Literal["all"], NonNegativeInt] = Field(
+        "all", description="after the frozen epochs: 'all' or the number of top backbone layers to unfreeze"
+    )
+    learning_rate_factor: float = Field(
+        0.1, gt=0.0, le=1.0, description="fine-tune learning rate = learning_rate * factor"
+    )
+
+
+class TrainConfig(StrictModel):
+    """Training schedule and regularisation."""
+
+    epochs: PositiveInt = Field(10, description="total epochs, frozen epochs included")
+    batch_size: PositiveInt = Field(32, description="examples per step")
+    steps_per_epoch: Optional[PositiveInt] = Field(None, description="cap on steps per epoch")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="optimizer")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="learning-rate schedule")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="label smoothing")
+    l2: float = Field(0.0, ge=0.0, description="L2 penalty on trainable kernels")
+    early_stopping_patience: Optional[PositiveInt] = Field(
+        None, description="stop after this many epochs without improvement of `monitor`"
+    )
+    monitor: Optional[str] = Field(
+        None, description="metric for the best checkpoint and early stopping (default: the task's, e.g. val_accuracy)"
+    )
+    seed: int = Field(42, description="seed for weights, shuffling, splits and augmentation")
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
+        "float32", description="Keras dtype policy (exports are always float32)"
+    )
+    fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig, description="transfer-learning phases")
+    verbose: Literal[0, 1, 2, "auto"] = Field("auto", description="Keras progress output")
+
+    @model_validator(mode="after")
+    def _check_phases(self):
+        if self.fine_tune.frozen_epochs > self.epochs:
+            raise ValueError(
+                f"fine_tune.frozen_epochs ({self.fine_tune.frozen_epochs}) is more than epochs ({self.epochs})"
+            )
+        return self
+
+
+# ------------------------------------------------------------------------- export
+
+
+class ExportConfig(StrictModel):
+    """Export formats, their options, and parity verification."""
+
+    formats: list[str] = Field(
+        default_factory=lambda: ["saved_model", "onnx"], description="formats to export (toolkit list formats)"
+    )
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-format options, e.g. {onnx: {opset: 17}}"
+    )
+    parity_tolerance: PositiveFloat = Field(
+        1e-4, description="max abs difference of outputs allowed between an export and the Keras model"
+    )
+    min_top1_agreement: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of verification samples whose top-1 must agree"
+    )
+    verify_samples: PositiveInt = Field(32, description="held-out test examples used for verification")
+    top_k: PositiveInt = Field(5, description="top-k classes returned by the serving signature")
+
+    @model_validator(mode="after")
+    def _check_formats(self):
+        from toolkit.export.formats import validate_export_settings
+
+        self.__dict__["options"] = validate_export_settings(self.formats, self.options)
+        return self
+
+
+class OutputConfig(StrictModel):
+    """Where runs are written."""
+
+    dir: str = Field("saved_models", description="parent directory of run directories")
+
+
+class Recipe(StrictModel):
+    """Fields every task recipe has; tasks add `data` and `model` sections."""
+
+    task: str = Field(..., description="task name (toolkit list tasks)")
+    name: Optional[str] = Field(None, description="run name (default: the recipe file name)")
+    description: str = Field("", description="one line about what this recipe is for")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="training")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="export and verification")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="outputs")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value):
+        if value is not None and (not value or "/" in value or value.startswith(".")):
+            raise ValueError(f"a run name must be a plain directory name; got {value!r}")
+        return value

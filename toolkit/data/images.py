@@ -1,0 +1,185 @@
+"""The image pipeline: decode, resize, augment, cache and prefetch with tf.data.
+
+The same `decode_image` and `resize_image` functions run in training, in
+evaluation and inside the exported SavedModel, so a served image is
+preprocessed exactly as in training. Pixel values stay in 0..255 (float32);
+normalisation happens inside the model (each backbone declares its own), so
+it is never applied twice.
+
+Example:
+
+>>> import numpy as np
+>>> from toolkit.data.images import resize_image
+>>> resize_image(np.zeros((28, 28, 1), np.uint8), (32, 32)).shape
+TensorShape([32, 32, 1])
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from toolkit.errors import DataError
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decode_image(data, channels):
+    """Decodes JPEG/PNG/GIF/BMP bytes to a uint8 (H, W, channels) tensor."""
+    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    image.set_shape([None, None, channels])
+    return image
+
+
+def adapt_channels(image, channels):
+    """Converts a uint8/float image between grayscale and RGB as needed."""
+    have = image.shape[-1]
+    if have == channels or have is None:
+        return image
+    if have == 1 and channels == 3:
+        return tf.image.grayscale_to_rgb(image)
+    if have == 3 and channels == 1:
+        return tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), image.dtype)
+    if have == 4:
+        return adapt_channels(image[..., :3], channels)
+    raise DataError(f"images have {have} channels; expected 1 or 3")
+
+
+def resize_image(image, size):
+    """Resizes to `size` (bilinear, no antialiasing); returns float32 in 0..255."""
+    image = tf.convert_to_tensor(image)
+    return tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear")
+
+
+def encode_png(image):
+    """Encodes a uint8 (H, W, C) numpy image as PNG bytes."""
+    return tf.io.encode_png(tf.convert_to_tensor(image, tf.uint8)).numpy()
+
+
+def build_augmenter(config, seed):
+    """Returns a Keras Sequential of random augmentation layers, or None."""
+    import keras
+
+    layers = []
+    if config.flip != "none":
+        layers.append(keras.layers.RandomFlip(config.flip, seed=seed))
+    if config.rotation:
+        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="constant", seed=seed))
+    if config.zoom:
+        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", seed=seed))
+    if config.translation:
+        layers.append(
+            keras.layers.RandomTranslation(config.translation, config.translation, fill_mode="constant", seed=seed)
+        )
+    if config.contrast:
+        layers.append(keras.layers.RandomContrast(config.contrast, value_range=(0, 255), seed=seed))
+    if not layers:
+        return None
+    return keras.Sequential(layers, name="augment")
+
+
+@dataclasses.dataclass
+class SplitReport:
+    """How many examples a split has and which were skipped as unreadable."""
+
+    examples: int
+    skipped: int = 0
+    skipped_files: list = dataclasses.field(default_factory=list)
+
+    def to_dict(self):
+        return {"examples": self.examples, "skipped": self.skipped, "skipped_files": self.skipped_files[:20]}
+
+
+def image_dataset(split, data_config, on_error="skip"):
+    """Returns (unbatched dataset of (float32 image, int label), SplitReport).
+
+    Files are decoded in parallel; an unreadable file is skipped and counted,
+    or raises a `DataError` naming it when `on_error` is "fail". Decoded,
+    resized images are cached in memory when `data_config.cache`.
+    """
+    size = tuple(data_config.image_size)
+    channels = data_config.channels
+
+    def prepare(image):
+        image = adapt_channels(image, channels)
+        if image.shape[0] == size[0] and image.shape[1] == size[1]:
+            return tf.cast(image, tf.float32)
+        return resize_image(image, size)
+
+    if split.images is not None:
+        images = split.images
+        dataset = tf.data.Dataset.from_tensor_slices((images, split.labels))
+        dataset = dataset.map(lambda x, y: (prepare(x), y), num_parallel_calls=AUTOTUNE)
+        report = SplitReport(len(split))
+    elif split.dataset is not None:
+        dataset = split.dataset.map(lambda x, y: (prepare(x), y), num_parallel_calls=AUTOTUNE)
+        if data_config.cache:
+            dataset = dataset.cache()
+        count = split.count if split.count is not None else sum(1 for _ in dataset)  # also fills the cache
+        return dataset, SplitReport(count)
+    else:
+        dataset, report = _files_dataset(split, prepare, channels, on_error)
+    if data_config.cache:
+        dataset = dataset.cache()
+    return dataset, report
+
+
+def _files_dataset(split, prepare, channels, on_error):
+    indices = np.arange(len(split.paths), dtype=np.int64)
+    base = tf.data.Dataset.from_tensor_slices((indices, split.paths, split.labels))
+
+    def load(index, path, label):
+        return index, prepare(decode_image(tf.io.read_file(path), channels)), label
+
+    decoded = base.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors().cache()
+    good = np.fromiter(decoded.map(lambda i, x, y: i).as_numpy_iterator(), dtype=np.int64)
+    bad = np.setdiff1d(indices, good)
+    report = SplitReport(len(good), len(bad), [split.paths[i] for i in bad])
+    if len(bad) and on_error == "fail":
+        raise DataError(
+            f"cannot decode image {split.paths[bad[0]]} ({len(bad)} of {len(indices)} files failed); "
+            "fix or remove it, or set data.on_error: skip"
+        )
+    if len(good) == 0:
+        raise DataError(f"none of the {len(indices)} images could be decoded (first: {split.paths[0]})")
+    return decoded.map(lambda i, x, y: (x, y)), report
+
+
+def batched(dataset, batch_size, num_classes=None, training=False, shuffle_buffer=10000, seed=0,
+            augmenter=None, drop_remainder=False):
+    """Shuffles (training), batches, augments (training), one-hot encodes and prefetches."""
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if training and augmenter is not None:
+        dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE)
+    if num_classes is not None:
+        dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)), num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def png_bytes(images):
+    """Encodes a batch of uint8 images as a list of PNG bytes."""
+    return [encode_png(image) for image in images]
+
+
+def load_image_files(paths, channels):
+    """Reads image files into a list of uint8 tensors with clear errors."""
+    images = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as error:
+            raise DataError(f"cannot read {path}: {error.strerror}")
+        try:
+            images.append(decode_image(data, channels).numpy())
+        except (tf.errors.InvalidArgumentError, ValueError):
+            raise DataError(f"{path} is not a readable image (JPEG, PNG, GIF or BMP)")
+    return images
+
+
+__all__ = [
+    "decode_image", "adapt_channels", "resize_image", "encode_png", "build_augmenter", "image_dataset",
+    "batched", "png_bytes", "load_image_files", "SplitReport",
+]

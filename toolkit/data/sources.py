@@ -1,0 +1,346 @@
+"""Data sources: where examples come from, split into train/validation/test.
+
+Sources are registered by name (`data.source` in a recipe). They return
+lists of files or in-memory arrays plus class names; the per-modality
+pipelines in `toolkit.data.images` turn those into `tf.data` datasets.
+Nothing here imports TensorFlow at module level.
+
+Example:
+
+>>> from toolkit.data.sources import SOURCES
+>>> "folder" in SOURCES and "fashion_mnist" in SOURCES
+True
+"""
+
+import dataclasses
+import gzip
+import os
+from typing import Optional
+
+import numpy as np
+
+from toolkit.errors import DataError
+from toolkit.registry import Registry
+
+SOURCES = Registry("data source", DataError)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass
+class Split:
+    """One split of a labelled image dataset.
+
+    Exactly one of `images` (uint8 array N x H x W x C), `paths` (list of
+    image files) or `dataset` (an unbatched tf.data.Dataset of (uint8 image,
+    int label)) is set.
+    """
+
+    labels: Optional[np.ndarray] = None
+    images: Optional[np.ndarray] = None
+    paths: Optional[list] = None
+    dataset: object = None
+    count: Optional[int] = None
+
+    def __len__(self):
+        if self.count is not None:
+            return self.count
+        if self.labels is None:
+            raise TypeError("the size of this split is known only after reading it")
+        return len(self.labels)
+
+    def is_empty(self):
+        """True when the split is known to have no examples."""
+        if self.count is not None:
+            return self.count == 0
+        return self.labels is not None and len(self.labels) == 0
+
+    def take(self, indices):
+        """Returns the split restricted to `indices` (arrays and files only)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return Split(
+            labels=self.labels[indices],
+            images=None if self.images is None else self.images[indices],
+            paths=None if self.paths is None else [self.paths[i] for i in indices],
+        )
+
+
+@dataclasses.dataclass
+class LabelledData:
+    """What an image source returns: splits, class names and provenance."""
+
+    splits: dict
+    class_names: list
+    provenance: str
+
+
+def split_indices(labels, fraction, seed):
+    """Stratified split of indices: (kept, held_out), held_out ~ fraction per class.
+
+    Args:
+        labels: array of int. One label per example.
+        fraction: float. Share of each class to hold out.
+        seed: int. Seed of the permutation.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    held = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        count = int(round(len(members) * fraction))
+        if fraction > 0 and len(members) > 1:
+            count = max(1, min(count, len(members) - 1))
+        held.extend(members[:count].tolist())
+    held = np.sort(np.asarray(held, dtype=np.int64))
+    kept = np.setdiff1d(np.arange(len(labels)), held)
+    return kept, held
+
+
+def finish_splits(splits, config, seed):
+    """Fills missing validation/test splits by seeded stratified splits, then applies limits."""
+    if "test" not in splits:
+        if config.test_fraction <= 0:
+            raise DataError(f"data: source {config.source!r} has no test split; set data.test_fraction > 0")
+        kept, held = split_indices(splits["train"].labels, config.test_fraction, seed)
+        splits["train"], splits["test"] = splits["train"].take(kept), splits["train"].take(held)
+    if "validation" not in splits and config.validation_fraction > 0:
+        kept, held = split_indices(splits["train"].labels, config.validation_fraction, seed + 1)
+        splits["train"], splits["validation"] = splits["train"].take(kept), splits["train"].take(held)
+    for name, split in list(splits.items()):
+        limit = getattr(config.limit, name, None)
+        if limit is not None and split.dataset is None and len(split) > limit:
+            rng = np.random.RandomState(seed + 2)
+            splits[name] = split.take(np.sort(rng.permutation(len(split))[:limit]))
+        elif limit is not None and split.dataset is not None:
+            split.dataset = split.dataset.take(limit)
+            split.count = min(limit, split.count) if split.count else None
+    return splits
+
+
+# ---------------------------------------------------------------------- folders
+
+
+def _image_files(directory):
+    files = []
+    for root, _, names in os.walk(directory):
+        for name in names:
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                files.append(os.path.join(root, name))
+    return sorted(files)
+
+
+def _class_dirs(directory):
+    return sorted(
+        entry for entry in os.listdir(directory)
+        if os.path.isdir(os.path.join(directory, entry)) and not entry.startswith(".")
+    )
+
+
+def _read_class_folders(directory, class_names=None):
+    found = _class_dirs(directory)
+    if class_names is None:
+        class_names = found
+        if len(class_names) < 2:
+            raise DataError(
+                f"data.path {directory}: found {len(class_names)} class folder(s) "
+                f"({', '.join(class_names) or 'none'}); image classification needs at least 2 "
+                "(one subfolder of images per class)"
+            )
+    else:
+        unknown = sorted(set(found) - set(class_names))
+        if unknown:
+            raise DataError(
+                f"{directory}: class folder(s) {', '.join(unknown)} do not exist in the train split "
+                f"({', '.join(class_names)}); every split must use the train split's classes"
+            )
+    paths, labels = [], []
+    for index, name in enumerate(class_names):
+        folder = os.path.join(directory, name)
+        if not os.path.isdir(folder):
+            continue
+        files = _image_files(folder)
+        if not files:
+            raise DataError(
+                f"class folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS)}); add images or remove it"
+            )
+        paths.extend(files)
+        labels.extend([index] * len(files))
+    return Split(labels=np.asarray(labels, dtype=np.int64), paths=paths), class_names
+
+
+@SOURCES.register("folder")
+def load_folder(config, seed):
+    """Class-per-subfolder images: `path/<class>/*.jpg`, or with split folders
+    `path/train/<class>/...`, `path/test/<class>/...` and optionally
+    `path/validation/` (or `val/`)."""
+    root = config.path
+    if not root:
+        raise DataError("data.path: required for data.source: folder (a directory with one subfolder per class)")
+    if not os.path.isdir(root):
+        raise DataError(f"data.path {root} does not exist or is not a directory")
+    entries = set(_class_dirs(root))
+    splits = {}
+    if "train" in entries:
+        splits["train"], class_names = _read_class_folders(os.path.join(root, "train"))
+        for split, candidates in (("validation", ("validation", "val")), ("test", ("test",))):
+            for candidate in candidates:
+                if candidate in entries:
+                    splits[split], _ = _read_class_folders(os.path.join(root, candidate), class_names)
+                    break
+    else:
+        splits["train"], class_names = _read_class_folders(root)
+    return LabelledData(
+        finish_splits(splits, config, seed), class_names, f"image folder {root}"
+    )
+
+
+# ----------------------------------------------------------------- Fashion-MNIST
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+
+
+def read_idx(path):
+    """Reads an IDX file (optionally gzipped) as a numpy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read IDX file ({error}); re-download or reinstall it")
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 8:
+        raise DataError(f"{path}: not an unsigned-byte IDX file")
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    offset = 4 + 4 * dims
+    expected = int(np.prod(shape))
+    if len(data) - offset != expected:
+        raise DataError(f"{path}: truncated IDX file ({len(data) - offset} of {expected} bytes)")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def _find(directory, stem):
+    for name in (stem + ".gz", stem):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+@SOURCES.register("fashion_mnist")
+def load_fashion_mnist(config, seed):
+    """Fashion-MNIST (60k train / 10k test, 28x28 gray, 10 classes) from the
+    Debian package `dataset-fashion-mnist` (or `data.path` with the
+    `*-ubyte.gz` files), else `keras.datasets.fashion_mnist` (download)."""
+    directory = config.path or FASHION_MNIST_DIR
+    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    files = [_find(directory, stem) for stem in stems]
+    if all(files):
+        x_train, y_train, x_test, y_test = (read_idx(path) for path in files)
+        provenance = (
+            f"Fashion-MNIST (Zalando Research, MIT licence) from {directory}"
+            + (" (Debian package dataset-fashion-mnist)" if directory == FASHION_MNIST_DIR else "")
+        )
+    elif config.download:
+        try:
+            import keras
+
+            (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
+        except Exception as error:  # noqa: BLE001 - keras raises a bare Exception offline
+            raise DataError(
+                f"Fashion-MNIST files are not in {directory} and the download failed ({str(error)[:120]}); "
+                "install them with: sudo apt-get install dataset-fashion-mnist, or set data.path to a "
+                "directory with the *-ubyte.gz files"
+            )
+        provenance = "Fashion-MNIST (Zalando Research, MIT licence) via keras.datasets (downloaded)"
+    else:
+        raise DataError(
+            f"Fashion-MNIST files are not in {directory} and data.download is false; install them with: "
+            "sudo apt-get install dataset-fashion-mnist, or set data.path"
+        )
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise DataError(f"Fashion-MNIST in {directory}: image and label counts differ")
+    splits = {
+        "train": Split(labels=y_train.astype(np.int64), images=x_train[..., None]),
+        "test": Split(labels=y_test.astype(np.int64), images=x_test[..., None]),
+    }
+    return LabelledData(finish_splits(splits, config, seed), list(FASHION_MNIST_CLASSES), provenance)
+
+
+# -------------------------------------------------------------------------- TFDS
+
+
+@SOURCES.register("tfds")
+def load_tfds(config, seed):
+    """A TensorFlow Datasets image classification dataset (`data.tfds_name`),
+    read from `data.tfds_data_dir` or downloaded when `data.download`."""
+    import tensorflow_datasets as tfds
+
+    name = config.tfds_name
+    if not name:
+        raise DataError("data.tfds_name: required for data.source: tfds (e.g. tf_flowers)")
+    try:
+        builder = tfds.builder(name, data_dir=config.tfds_data_dir)
+    except Exception as error:  # noqa: BLE001 - tfds raises DatasetNotFoundError and others
+        raise DataError(f"data.tfds_name {name!r}: {str(error).splitlines()[0][:200]}")
+    if not _tfds_prepared(builder):
+        if not config.download:
+            raise DataError(
+                f"TFDS dataset {name} is not prepared in {builder.data_dir} and data.download is false; "
+                f"prepare it with: tfds build {name}"
+            )
+        try:
+            builder.download_and_prepare()
+        except Exception as error:  # noqa: BLE001
+            raise DataError(
+                f"TFDS dataset {name} is not on disk and could not be downloaded ({str(error).splitlines()[0][:160]}); "
+                f"run `tfds build {name}` on a connected machine and copy ~/tensorflow_datasets, "
+                "or use data.source: folder"
+            )
+    info = builder.info
+    label_feature = info.features["label"]
+    class_names = list(label_feature.names)
+    # Without stored metadata (e.g. tfds.testing.mock_data) assume a train split.
+    available = set(info.splits.keys()) or {"train"}
+    if "train" not in available:
+        raise DataError(f"TFDS dataset {name} has no 'train' split (it has {', '.join(sorted(available))})")
+    split_names = {"train": "train"}
+    if "test" in available:
+        split_names["test"] = "test"
+    else:
+        cut = int(round(100 * (1 - config.test_fraction)))
+        split_names["train"], split_names["test"] = f"train[:{cut}%]", f"train[{cut}%:]"
+    if "validation" in available:
+        split_names["validation"] = "validation"
+    elif config.validation_fraction > 0:
+        base = split_names["train"]
+        cut = int(round(100 * (1 - config.validation_fraction)))
+        if base == "train":
+            split_names["train"], split_names["validation"] = f"train[:{cut}%]", f"train[{cut}%:]"
+        else:  # train[:80%] -> nested slicing by absolute percentages
+            end = int(base[len("train[:"):-2])
+            middle = end * cut // 100
+            split_names["train"], split_names["validation"] = f"train[:{middle}%]", f"train[{middle}%:{end}%]"
+    splits = {}
+    for split, spec in split_names.items():
+        dataset = builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
+        try:
+            count = int(info.splits[spec].num_examples)
+        except (KeyError, ValueError, TypeError):
+            count = None  # counted when the pipeline first reads it
+        splits[split] = Split(dataset=dataset, count=count)
+    provenance = f"TFDS {info.full_name} ({info.homepage or 'tensorflow.org/datasets'})"
+    return LabelledData(finish_splits(splits, config, seed), class_names, provenance)
+
+
+def _tfds_prepared(builder):
+    try:
+        return bool(builder.info.splits) and os.path.isdir(builder.data_dir) and any(
+            name.endswith((".tfrecord", ".array_record")) or ".tfrecord-" in name or ".array_record-" in name
+            for name in os.listdir(builder.data_dir)
+        )
+    except Exception:  # noqa: BLE001
+        return False

@@ -1,0 +1,108 @@
+"""Export a trained model to every format in the table, then verify parity.
+
+The whole export directory is staged in a temporary directory and swapped in
+only when every artifact passed verification, so a failed or interrupted
+export never replaces a good one. A rejected export is kept in
+`export.rejected/` for inspection.
+
+Example (after `toolkit train`):
+
+>>> from toolkit.export import export_run  # doctest: +SKIP
+>>> report = export_run(run, model, task, ["saved_model", "onnx"])  # doctest: +SKIP
+"""
+
+import os
+import shutil
+import tempfile
+
+from toolkit.atomic import write_json
+from toolkit.errors import ExportError, ParityError
+from toolkit.export.formats import FORMATS, format_options
+
+
+def export_run(run, model, task, formats, log=print):
+    """Exports `model` into `run/export/` in `formats`, verifies, and swaps it in.
+
+    Args:
+        run: Run. The run directory.
+        model: keras.Model. The trained model (float32).
+        task: Task. The task with its recipe and metadata.
+        formats: list of str. Format names.
+        log: callable(str). Progress lines.
+
+    Returns:
+        The verification report (also in `export/verify.json`).
+    """
+    from toolkit.export.verify import failures, verify_directory
+
+    config = task.recipe.export
+    final = run.export_dir
+    staging = tempfile.mkdtemp(prefix=".export.tmp-", dir=run.path)
+    try:
+        old_samples = os.path.join(final, "samples")
+        if os.path.isdir(old_samples):
+            shutil.copytree(old_samples, os.path.join(staging, "samples"))
+        else:
+            task.save_samples(task.verification_samples(config.verify_samples), os.path.join(staging, "samples"))
+        for name, spec in FORMATS.items():
+            previous = os.path.join(final, spec.artifact)
+            if name not in formats and os.path.exists(previous):
+                copy = shutil.copytree if os.path.isdir(previous) else shutil.copyfile
+                copy(previous, os.path.join(staging, spec.artifact))
+        for name in formats:
+            spec = FORMATS.get(name)
+            log(f"exporting {name} ...")
+            try:
+                spec.resolve("exporter")(model, task, os.path.join(staging, spec.artifact), format_options(config, name))
+            except ExportError:
+                raise
+            except OSError as error:
+                raise ExportError(f"export {name}: cannot write into {run.path} ({error.strerror}); "
+                                  "free disk space or fix permissions, the previous export is untouched")
+        report = verify_directory(staging, model, type(task), task.model_metadata(), config.parity_tolerance,
+                                  config.min_top1_agreement)
+        write_json(os.path.join(staging, "verify.json"), report)
+        if not report["passed"]:
+            rejected = run.file("export.rejected")
+            shutil.rmtree(rejected, ignore_errors=True)
+            os.rename(staging, rejected)
+            raise ParityError(
+                "export failed verification: " + "; ".join(failures(report))
+                + f"; the previous export is untouched, the rejected one is in {rejected}"
+            )
+        from toolkit.atomic import _replace_directory
+
+        _replace_directory(staging, final)
+        return report
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def verify_export(export_dir, log=print):
+    """Re-verifies an existing export directory against its run's model.keras.
+
+    Returns the report; raises ParityError when it fails.
+    """
+    from toolkit.atomic import write_json as write
+    from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
+    from toolkit.errors import RunError
+    from toolkit.export.verify import failures, verify_directory
+    from toolkit.runs import Run
+    from toolkit.tasks import task_class
+
+    export_dir = os.path.abspath(export_dir)
+    if not os.path.isdir(export_dir):
+        raise RunError(f"{export_dir}: no such export directory")
+    if not os.path.isdir(os.path.join(export_dir, "samples")):
+        raise RunError(f"{export_dir} is not a toolkit export directory (no samples/); give RUN_DIR/export")
+    run = Run.open(os.path.dirname(export_dir), need_model=True)
+    recipe = run.load_recipe()
+    metadata = read_toolkit_metadata(run.model_path)
+    model = load_keras_file(run.model_path)
+    report = verify_directory(export_dir, model, task_class(metadata["task"]), metadata,
+                              recipe.export.parity_tolerance, recipe.export.min_top1_agreement)
+    write(os.path.join(export_dir, "verify.json"), report)
+    if not report["passed"]:
+        raise ParityError("verification failed: " + "; ".join(failures(report) or ["no artifacts found"]))
+    return report

@@ -1,0 +1,107 @@
+"""Load any model the toolkit makes and predict with it.
+
+MODEL can be a run directory, a `.keras` file, an exported SavedModel
+directory or an `.onnx` file. ONNX models run on ONNX Runtime alone:
+TensorFlow is not imported on that path.
+
+Example:
+
+>>> import toolkit  # doctest: +SKIP
+>>> model = toolkit.load("saved_models/fashion_mnist/export/model.onnx")  # doctest: +SKIP
+>>> model.predict(["shoe.png"], top_k=3)  # doctest: +SKIP
+[{'input': 'shoe.png', 'top_k': [{'index': 7, 'label': 'Sneaker', 'probability': 0.97}, ...]}]
+"""
+
+import dataclasses
+import os
+
+from toolkit.errors import ModelFileError
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model loaded in one runtime, with its toolkit metadata.
+
+    Args:
+        path: str. What was loaded.
+        runtime: str. "keras", "saved_model" or "onnx".
+        handle: the runtime's model object.
+        metadata: dict. Task, class names, input size, ...
+    """
+
+    path: str
+    runtime: str
+    handle: object
+    metadata: dict
+
+    @property
+    def task_class(self):
+        from toolkit.tasks import task_class
+
+        return task_class(self.metadata["task"])
+
+    def predict(self, inputs, top_k=None):
+        """Predicts for a list of inputs (image paths for image tasks).
+
+        Args:
+            inputs: list. Inputs as the task takes them.
+            top_k: int or None. Ranked answers per input (default: the
+                model's top_k).
+
+        Returns:
+            A list with one result dict per input.
+        """
+        if not inputs:
+            raise ModelFileError("predict: give at least one input")
+        top_k = top_k or self.metadata.get("top_k", 5)
+        return self.task_class.predict(self.runtime, self.handle, self.metadata, list(inputs), top_k)
+
+    def describe(self):
+        return f"{self.metadata['task']} model ({self.runtime}) from {self.path}"
+
+
+def load(path):
+    """Loads a run directory, `.keras` file, SavedModel directory or `.onnx` file."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "recipe.yaml")):
+            from toolkit.runs import Run
+
+            return _load_keras(Run.open(path, need_model=True).model_path)
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            return _load_saved_model(path)
+        raise ModelFileError(
+            f"{path} is neither a run directory (recipe.yaml + model.keras) nor a SavedModel (saved_model.pb)"
+        )
+    if not os.path.exists(path):
+        raise ModelFileError(f"{path}: no such model file or directory")
+    if path.endswith(".keras"):
+        return _load_keras(path)
+    if path.endswith(".onnx"):
+        return _load_onnx(path)
+    raise ModelFileError(
+        f"{path}: MODEL must be a run directory, a .keras file, a SavedModel directory or a .onnx file"
+    )
+
+
+def _load_keras(path):
+    from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
+
+    metadata = read_toolkit_metadata(path)
+    if not metadata:
+        raise ModelFileError(f"{path}: a .keras file without toolkit metadata; it was not saved by toolkit train")
+    return LoadedModel(path, "keras", load_keras_file(path), metadata)
+
+
+def _load_saved_model(path):
+    from toolkit.export.saved_model import load_saved_model, read_saved_model_metadata
+
+    metadata = read_saved_model_metadata(path)
+    return LoadedModel(path, "saved_model", load_saved_model(path), metadata)
+
+
+def _load_onnx(path):
+    from toolkit.export.onnx import load_onnx, read_onnx_metadata
+
+    session = load_onnx(path)
+    return LoadedModel(path, "onnx", session, read_onnx_metadata(session, path))

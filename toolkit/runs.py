@@ -1,0 +1,135 @@
+"""Run directories: `saved_models/<run>/` and everything in it.
+
+    recipe.yaml       the resolved recipe (written first)
+    state.json        status, completed phases, resume records
+    model.keras       the trained model (best checkpoint), with toolkit.json inside
+    metrics.json      test metrics of the task, data report, timings
+    history.csv       one row per epoch
+    training_curves.png, confusion_matrix.png, ...
+    MODEL_CARD.md     data, backbone, metrics, export parity, limitations
+    logs/             TensorBoard
+    checkpoints/      best and per-phase weights
+    export/           one artifact per format, samples/ and verify.json
+
+Every file is written atomically, so an interrupted run never leaves a
+half-written artifact under its final name.
+"""
+
+import json
+import os
+import zipfile
+
+from toolkit.atomic import atomic_path, write_json, write_text
+from toolkit.errors import RunError
+
+
+class Run:
+    """A run directory.
+
+    Args:
+        path: str. The run directory.
+    """
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+
+    def file(self, *parts):
+        """Returns the path of a file inside the run."""
+        return os.path.join(self.path, *parts)
+
+    @property
+    def recipe_path(self):
+        return self.file("recipe.yaml")
+
+    @property
+    def model_path(self):
+        return self.file("model.keras")
+
+    @property
+    def export_dir(self):
+        return self.file("export")
+
+    @property
+    def name(self):
+        return os.path.basename(self.path)
+
+    # Creation -----------------------------------------------------------
+    @classmethod
+    def create(cls, recipe):
+        """Creates a new run directory `<output.dir>/<name>[-N]` for a recipe."""
+        from toolkit.config import recipe_to_yaml
+
+        parent = recipe.output.dir
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as error:
+            raise RunError(f"output.dir {parent}: cannot create it ({error.strerror})")
+        base = recipe.name or "run"
+        for attempt in range(1, 10000):
+            path = os.path.join(parent, base if attempt == 1 else f"{base}-{attempt}")
+            try:
+                os.mkdir(path)
+                break
+            except FileExistsError:
+                continue
+            except OSError as error:
+                raise RunError(f"output.dir {parent}: cannot create a run directory ({error.strerror})")
+        run = cls(path)
+        recipe.name = run.name
+        write_text(run.recipe_path, recipe_to_yaml(recipe))
+        run.update_state(status="created", completed_phases=[])
+        return run
+
+    @classmethod
+    def open(cls, path, need_model=False):
+        """Opens an existing run directory, with clear errors."""
+        if not os.path.isdir(path):
+            raise RunError(f"{path}: no such run directory")
+        run = cls(path)
+        if not os.path.isfile(run.recipe_path):
+            raise RunError(f"{path} is not a run directory (no recipe.yaml); give a directory made by toolkit train")
+        if need_model and not os.path.isfile(run.model_path):
+            raise RunError(
+                f"{path} has no model.keras yet (status: {run.state().get('status', 'unknown')}); "
+                f"finish it with: toolkit train --resume {path}"
+            )
+        return run
+
+    def load_recipe(self):
+        """Loads the run's resolved recipe."""
+        from toolkit.config import load_recipe
+
+        return load_recipe(self.recipe_path, name=self.name)
+
+    # State --------------------------------------------------------------
+    def state(self):
+        path = self.file("state.json")
+        if not os.path.isfile(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def update_state(self, **changes):
+        state = self.state()
+        state.update(changes)
+        write_json(self.file("state.json"), state)
+        return state
+
+    def metrics(self):
+        path = self.file("metrics.json")
+        if not os.path.isfile(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+
+def save_model(model, path, metadata):
+    """Saves a Keras model atomically with toolkit metadata inside the archive.
+
+    The `.keras` file is a zip; `toolkit.json` is an extra entry that Keras
+    ignores when loading and the toolkit reads without TensorFlow.
+    """
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr("toolkit.json", json.dumps(metadata, indent=2))

@@ -1,0 +1,26 @@
+"""The task registry. Adding a task is adding a module that subclasses
+`toolkit.tasks.base.Task` and registering it here.
+
+Example:
+
+>>> from toolkit.tasks import TASKS
+>>> TASKS.names()
+['image_classification']
+"""
+
+from toolkit.errors import RecipeError
+from toolkit.registry import Registry
+from toolkit.tasks.image_classification import ImageClassificationTask
+
+TASKS = Registry("task", RecipeError)
+TASKS.register(ImageClassificationTask.name, ImageClassificationTask)
+
+
+def make_task(recipe):
+    """Returns the task object for a validated recipe."""
+    return TASKS.get(recipe.task)(recipe)
+
+
+def task_class(name):
+    """Returns the task class registered as `name`."""
+    return TASKS.get(name)

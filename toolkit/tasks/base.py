@@ -1,0 +1,138 @@
+"""The Task interface (after TF Model Garden's `base_task.Task` and KerasHub's
+Backbone/Task/Preprocessor split).
+
+The trainer, exporter, CLI and notebooks know tasks only through this
+interface; adding a task is adding one module (and its recipes) that
+subclasses `Task` and registers it in `toolkit.tasks.TASKS`.
+
+Task modules must not import TensorFlow at module level: the CLI lists tasks
+and loads recipes (and `toolkit predict` runs ONNX models) without it.
+"""
+
+
+class Task:
+    """One machine-learning task: data, model, losses, metrics and serving.
+
+    Class attributes:
+        name: str. Registry name (the recipe's `task:`).
+        config_class: type. The pydantic recipe class (a `Recipe` subclass).
+        input_kind: str. What the model eats ("image", "text", ...); a
+            `run:` backbone must come from a run of the same input kind.
+        default_monitor: str. Metric for the best checkpoint when the recipe
+            keeps the default.
+
+    Args:
+        recipe: the task's recipe object.
+    """
+
+    name = None
+    config_class = None
+    input_kind = None
+    default_monitor = "val_loss"
+
+    def __init__(self, recipe):
+        self.recipe = recipe
+
+    # Data ---------------------------------------------------------------
+    def build_inputs(self, split, training=False):
+        """Returns the batched `tf.data.Dataset` of (inputs, targets) of a split."""
+        raise NotImplementedError
+
+    def data_report(self):
+        """Returns {split: {examples, skipped, ...}} after `build_inputs`."""
+        raise NotImplementedError
+
+    def build_preprocessor(self):
+        """Returns the in-graph function raw input -> model input (used in serving)."""
+        raise NotImplementedError
+
+    # Model --------------------------------------------------------------
+    def build_model(self):
+        """Builds the Keras model (functional) around a pretrained backbone."""
+        raise NotImplementedError
+
+    def backbone_layer(self, model):
+        """Returns the backbone layer inside `model` (for freezing)."""
+        raise NotImplementedError
+
+    def build_losses(self):
+        """Returns the Keras loss."""
+        raise NotImplementedError
+
+    def build_metrics(self):
+        """Returns the Keras metrics tracked during training."""
+        raise NotImplementedError
+
+    def model_metadata(self):
+        """Returns the JSON-able facts stored with the model and its exports."""
+        raise NotImplementedError
+
+    # Evaluation ---------------------------------------------------------
+    def evaluate(self, model, split="test"):
+        """Returns the task's metrics (a JSON-able dict) on a whole split."""
+        raise NotImplementedError
+
+    def plot(self, metrics, run_dir):
+        """Writes the task's plots (PNG) into `run_dir`; returns their names."""
+        return []
+
+    def summary_metrics(self, metrics):
+        """Returns the few headline metrics printed after training."""
+        return {}
+
+    # Serving and export -------------------------------------------------
+    def serving_signatures(self, model):
+        """Returns {name: (tf.function, input_signature)} for the SavedModel."""
+        raise NotImplementedError
+
+    def onnx_signature(self):
+        """Returns the input signature of the ONNX export of the Keras model."""
+        raise NotImplementedError
+
+    def verification_samples(self, count):
+        """Returns `count` raw held-out test inputs for parity checks."""
+        raise NotImplementedError
+
+    def save_samples(self, samples, directory):
+        """Writes raw samples into `directory` (so `toolkit verify` can reuse them)."""
+        raise NotImplementedError
+
+    @classmethod
+    def load_samples(cls, directory, metadata):
+        """Reads raw samples written by `save_samples`."""
+        raise NotImplementedError
+
+    @classmethod
+    def reference_outputs(cls, model, samples, metadata):
+        """Returns the Keras model's outputs on raw samples (numpy)."""
+        raise NotImplementedError
+
+    @classmethod
+    def export_outputs(cls, format_name, artifact, samples, metadata):
+        """Returns {endpoint: numpy outputs} of an export on raw samples."""
+        raise NotImplementedError
+
+    @staticmethod
+    def agreement(reference, outputs):
+        """Returns the share of samples whose decision agrees (e.g. top-1)."""
+        raise NotImplementedError
+
+    # Prediction ---------------------------------------------------------
+    @classmethod
+    def predict(cls, runtime, handle, metadata, inputs, top_k):
+        """Runs a loaded model on user inputs; returns a list of result dicts.
+
+        Args:
+            runtime: str. "keras", "saved_model" or "onnx".
+            handle: the loaded model (Keras model, loaded SavedModel or
+                onnxruntime session).
+            metadata: dict. The model's toolkit metadata.
+            inputs: list. User inputs (file paths for images).
+            top_k: int. How many ranked answers to return.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def format_prediction(cls, result):
+        """Returns one human-readable line (or block) for a result dict."""
+        raise NotImplementedError

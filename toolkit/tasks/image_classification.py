@@ -1,0 +1,422 @@
+"""Image classification on a pretrained backbone.
+
+Model: image (float32 0..255) -> [gray->RGB] -> backbone preprocessing ->
+backbone -> global average pooling -> dropout/dense head -> softmax.
+
+Serving: the SavedModel's `serving_default` takes a batch of encoded image
+bytes (JPEG/PNG/GIF/BMP, any size), `serve_image` a uint8 image batch; both
+resize inside and return probabilities, the top-k indices, probabilities and
+class names. The ONNX export is the Keras model (float32 images at the model
+size, dynamic batch).
+
+Example:
+
+>>> from toolkit.config import load_recipe
+>>> from toolkit.tasks import make_task
+>>> recipe = load_recipe("recipes/image_classification/fashion_mnist.yaml")
+>>> make_task(recipe).name
+'image_classification'
+"""
+
+import os
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from toolkit.config.schema import ClassifierModelConfig, ImageDataConfig, Recipe
+from toolkit.errors import DataError, RecipeError
+from toolkit.tasks.base import Task
+
+
+class ImageClassificationRecipe(Recipe):
+    """Recipe of an image classification run."""
+
+    task: Literal["image_classification"] = Field(..., description="task name")
+    data: ImageDataConfig = Field(default_factory=ImageDataConfig, description="data")
+    model: ClassifierModelConfig = Field(..., description="backbone and head")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.model.weights == "none" and self.train.fine_tune.frozen_epochs > 0:
+            raise ValueError(
+                "train.fine_tune.frozen_epochs: a frozen backbone with model.weights: none (random weights) "
+                "learns nothing; set frozen_epochs: 0 or use pretrained weights"
+            )
+        return self
+
+
+class ImageClassificationTask(Task):
+    """Image classification: data, model, metrics, serving and prediction."""
+
+    name = "image_classification"
+    config_class = ImageClassificationRecipe
+    input_kind = "image"
+    default_monitor = "val_accuracy"
+
+    def __init__(self, recipe):
+        super().__init__(recipe)
+        self._data = None
+        self._datasets = {}
+        self._reports = {}
+        self.backbone = None
+        self.metadata = None  # set when working on a trained model (export, evaluate)
+
+    # Data ---------------------------------------------------------------
+    @property
+    def data(self):
+        """The loaded `LabelledData` (splits, class names, provenance)."""
+        if self._data is None:
+            from toolkit.data.sources import SOURCES
+
+            self._data = SOURCES.get(self.recipe.data.source)(self.recipe.data, self.recipe.train.seed)
+            if self._data.splits["train"].is_empty():
+                raise DataError("data: the train split is empty")
+        return self._data
+
+    @property
+    def class_names(self):
+        if self.metadata is not None:
+            return list(self.metadata["class_names"])
+        return list(self.data.class_names)
+
+    def _unbatched(self, split):
+        from toolkit.data.images import image_dataset
+
+        if split not in self._datasets:
+            if split not in self.data.splits:
+                return None
+            dataset, report = image_dataset(self.data.splits[split], self.recipe.data, self.recipe.data.on_error)
+            self._datasets[split], self._reports[split] = dataset, report
+        return self._datasets[split]
+
+    def build_inputs(self, split, training=False):
+        from toolkit.data.images import batched, build_augmenter
+
+        dataset = self._unbatched(split)
+        if dataset is None:
+            return None
+        augmenter = build_augmenter(self.recipe.data.augment, self.recipe.train.seed) if training else None
+        return batched(
+            dataset, self.recipe.train.batch_size, num_classes=len(self.class_names), training=training,
+            shuffle_buffer=self.recipe.data.shuffle_buffer, seed=self.recipe.train.seed, augmenter=augmenter,
+        )
+
+    def data_report(self):
+        return {split: report.to_dict() for split, report in self._reports.items()}
+
+    def build_preprocessor(self):
+        from toolkit.data.images import adapt_channels, resize_image
+
+        size, channels = tuple(self.recipe.data.image_size), self.recipe.data.channels
+        return lambda images: resize_image(adapt_channels(images, channels), size)
+
+    # Model --------------------------------------------------------------
+    def build_model(self):
+        import keras
+
+        from toolkit.backbones.build import build_backbone
+
+        data, config = self.recipe.data, self.recipe.model
+        height, width = data.image_size
+        channels = data.channels
+        from toolkit.backbones.registry import BACKBONES
+
+        wanted = channels
+        if config.backbone in BACKBONES:
+            wanted = BACKBONES.get(config.backbone).channels or channels
+        self.backbone = backbone = build_backbone(config.backbone, config.weights, (height, width, wanted))
+        backbone_channels = backbone.channels or channels
+        inputs = keras.Input((height, width, channels), name="image")
+        x = inputs
+        if channels == 1 and backbone_channels == 3:
+            x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
+        elif channels != backbone_channels:
+            raise RecipeError(
+                f"model.backbone {config.backbone} takes {backbone_channels}-channel images but data.channels is "
+                f"{channels}; set data.channels: {backbone_channels}"
+            )
+        if backbone.scale != 1.0 or backbone.offset != 0.0:
+            x = keras.layers.Rescaling(backbone.scale, backbone.offset, name="backbone_preprocessing")(x)
+        # A pretrained backbone keeps BatchNorm in inference mode, frozen or not
+        # (Keras transfer-learning guide); a randomly initialised one trains it.
+        features = backbone.model(x, training=False) if backbone.pretrained else backbone.model(x)
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+        head = config.head
+        for index, units in enumerate(head.hidden_units):
+            if head.dropout:
+                x = keras.layers.Dropout(head.dropout, name=f"head_dropout_{index}")(x)
+            x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{index}")(x)
+        if head.dropout:
+            x = keras.layers.Dropout(head.dropout, name="head_dropout")(x)
+        outputs = keras.layers.Dense(
+            len(self.class_names), activation="softmax", dtype="float32", name="predictions"
+        )(x)
+        return keras.Model(inputs, outputs, name=f"{self.recipe.name or 'image'}_classifier")
+
+    def backbone_layer(self, model):
+        name = self.backbone.model.name if self.backbone else self.metadata["backbone"]["layer"]
+        return model.get_layer(name)
+
+    def build_losses(self):
+        import keras
+
+        return keras.losses.CategoricalCrossentropy(label_smoothing=self.recipe.train.label_smoothing)
+
+    def build_metrics(self):
+        import keras
+
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if len(self.class_names) > 5:
+            metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5_accuracy"))
+        return metrics
+
+    def model_metadata(self):
+        if self.metadata is not None:
+            return self.metadata
+        data = self.recipe.data
+        return {
+            "task": self.name,
+            "input": self.input_kind,
+            "class_names": self.class_names,
+            "image_size": list(data.image_size),
+            "channels": data.channels,
+            "top_k": min(self.recipe.export.top_k, len(self.class_names)),
+            "backbone": self.backbone.metadata() if self.backbone else None,
+            "data_provenance": self.data.provenance,
+        }
+
+    # Evaluation ---------------------------------------------------------
+    def evaluate(self, model, split="test"):
+        dataset = self._unbatched(split)
+        if dataset is None:
+            raise DataError(f"data: there is no {split} split to evaluate on")
+        probabilities, labels = [], []
+        for images, batch_labels in dataset.batch(max(self.recipe.train.batch_size, 64)).prefetch(2):
+            probabilities.append(np.asarray(model(images, training=False)))
+            labels.append(batch_labels.numpy())
+        probabilities = np.concatenate(probabilities)
+        labels = np.concatenate(labels)
+        return classification_metrics(probabilities, labels, self.class_names)
+
+    def summary_metrics(self, metrics):
+        keys = ("accuracy", "top5_accuracy", "macro_f1", "loss")
+        return {key: metrics[key] for key in keys if key in metrics}
+
+    def plot(self, metrics, run_dir):
+        from toolkit.plots import plot_confusion_matrix
+
+        path = os.path.join(run_dir, "confusion_matrix.png")
+        plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), self.class_names, path)
+        return ["confusion_matrix.png"]
+
+    # Serving and export -------------------------------------------------
+    def serving_signatures(self, model):
+        import tensorflow as tf
+
+        from toolkit.data.images import decode_image, resize_image
+
+        height, width = self.recipe.data.image_size
+        channels = self.recipe.data.channels
+        names = tf.constant(self.class_names)
+        top_k = min(self.recipe.export.top_k, len(self.class_names))
+
+        def outputs(images):
+            probabilities = model(images, training=False)
+            top = tf.math.top_k(probabilities, k=top_k)
+            return {
+                "probabilities": probabilities,
+                "top_k_indices": top.indices,
+                "top_k_probabilities": top.values,
+                "top_k_classes": tf.gather(names, top.indices),
+            }
+
+        def serve_bytes(image_bytes):
+            images = tf.map_fn(
+                lambda data: resize_image(decode_image(data, channels), (height, width)),
+                image_bytes,
+                fn_output_signature=tf.TensorSpec((height, width, channels), tf.float32),
+            )
+            return outputs(images)
+
+        def serve_image(images):
+            return outputs(resize_image(images, (height, width)))
+
+        return {
+            "serving_default": (serve_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
+            "serve_image": (serve_image, [tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")]),
+        }
+
+    def onnx_signature(self):
+        import tensorflow as tf
+
+        height, width = self.recipe.data.image_size
+        return [tf.TensorSpec([None, height, width, self.recipe.data.channels], tf.float32, name="image")]
+
+    def verification_samples(self, count):
+        from toolkit.data.images import adapt_channels, load_image_files
+
+        split = self.data.splits["test"]
+        channels = self.recipe.data.channels
+        if split.images is not None:
+            images = split.images[:count]
+            return [np.asarray(adapt_channels(image, channels)) for image in images]
+        if split.paths is not None:
+            samples, paths = [], list(split.paths)
+            for path in paths:
+                try:
+                    samples.extend(load_image_files([path], channels))
+                except DataError:
+                    continue
+                if len(samples) == count:
+                    break
+            return samples
+        return [np.asarray(adapt_channels(image, channels)) for image, _ in split.dataset.take(count)]
+
+    def save_samples(self, samples, directory):
+        from PIL import Image
+
+        os.makedirs(directory, exist_ok=True)
+        for index, image in enumerate(samples):
+            array = image[..., 0] if image.shape[-1] == 1 else image
+            Image.fromarray(array).save(os.path.join(directory, f"{index:03d}.png"))
+
+    @classmethod
+    def load_samples(cls, directory, metadata):
+        from toolkit.data.image_io import read_image
+
+        names = sorted(name for name in os.listdir(directory) if name.endswith(".png"))
+        return [read_image(os.path.join(directory, name), metadata["channels"]) for name in names]
+
+    @classmethod
+    def reference_outputs(cls, model, samples, metadata):
+        from toolkit.data.images import resize_image
+
+        size = tuple(metadata["image_size"])
+        return np.concatenate([np.asarray(model(resize_image(image, size)[None], training=False)) for image in samples])
+
+    @classmethod
+    def export_outputs(cls, format_name, artifact, samples, metadata):
+        size = tuple(metadata["image_size"])
+        if format_name == "saved_model":
+            import tensorflow as tf
+
+            from toolkit.data.images import png_bytes
+
+            encoded = tf.constant(png_bytes(samples))
+            by_bytes = artifact.signatures["serving_default"](image_bytes=encoded)["probabilities"].numpy()
+            by_image = np.concatenate([
+                artifact.signatures["serve_image"](images=tf.constant(image[None]))["probabilities"].numpy()
+                for image in samples
+            ])
+            return {"serving_default": by_bytes, "serve_image": by_image}
+        if format_name == "onnx":
+            from toolkit.data.image_io import resize_bilinear
+
+            batch = np.stack([resize_bilinear(image, size) for image in samples])
+            name = artifact.get_inputs()[0].name
+            return {"onnx": artifact.run(None, {name: batch})[0]}
+        raise ValueError(f"no verification for format {format_name}")
+
+    @staticmethod
+    def agreement(reference, outputs):
+        return float(np.mean(np.argmax(reference, -1) == np.argmax(outputs, -1)))
+
+    # Prediction ---------------------------------------------------------
+    @classmethod
+    def predict(cls, runtime, handle, metadata, inputs, top_k):
+        size, channels = tuple(metadata["image_size"]), metadata["channels"]
+        if runtime == "saved_model":
+            import tensorflow as tf
+
+            for path in inputs:
+                if not os.path.isfile(path):
+                    raise DataError(f"{path}: no such file")
+            from toolkit.data.images import load_image_files
+
+            load_image_files(inputs, channels)  # one clear error per unreadable file
+            encoded = []
+            for path in inputs:
+                with open(path, "rb") as f:
+                    encoded.append(f.read())
+            probabilities = handle.signatures["serving_default"](image_bytes=tf.constant(encoded))["probabilities"]
+            probabilities = probabilities.numpy()
+        elif runtime == "keras":
+            from toolkit.data.images import load_image_files, resize_image
+
+            images = load_image_files(inputs, channels)
+            batch = np.stack([resize_image(image, size).numpy() for image in images])
+            probabilities = np.asarray(handle(batch, training=False))
+        elif runtime == "onnx":
+            from toolkit.data.image_io import read_image, resize_bilinear
+
+            batch = np.stack([resize_bilinear(read_image(path, channels), size) for path in inputs])
+            probabilities = handle.run(None, {handle.get_inputs()[0].name: batch})[0]
+        else:
+            raise ValueError(f"unknown runtime {runtime}")
+        return postprocess(probabilities, metadata["class_names"], top_k, inputs)
+
+    @classmethod
+    def format_prediction(cls, result):
+        ranked = ", ".join(f"{item['label']} {item['probability']:.3f}" for item in result["top_k"])
+        return f"{result['input']}: {ranked}"
+
+
+def postprocess(probabilities, class_names, top_k, inputs):
+    """Turns probabilities into ranked label lists, one dict per input."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    top_k = max(1, min(top_k, len(class_names)))
+    results = []
+    for item, row in zip(inputs, probabilities):
+        order = np.argsort(-row, kind="stable")[:top_k]
+        results.append({
+            "input": str(item),
+            "top_k": [
+                {"index": int(i), "label": class_names[i], "probability": round(float(row[i]), 6)} for i in order
+            ],
+        })
+    return results
+
+
+def classification_metrics(probabilities, labels, class_names):
+    """Accuracy, top-5, loss, per-class precision/recall/F1 and the confusion matrix.
+
+    Args:
+        probabilities: float array (N, K).
+        labels: int array (N,).
+        class_names: list of K str.
+    """
+    count = len(class_names)
+    predicted = np.argmax(probabilities, axis=-1)
+    confusion = np.bincount(labels * count + predicted, minlength=count * count).reshape(count, count)
+    true_positive = np.diag(confusion).astype(np.float64)
+    support = confusion.sum(axis=1)
+    predicted_count = confusion.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted_count > 0, true_positive / predicted_count, 0.0)
+        recall = np.where(support > 0, true_positive / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
+    metrics = {
+        "examples": int(len(labels)),
+        "accuracy": float(np.mean(predicted == labels)),
+        "loss": float(-np.mean(np.log(picked))),
+    }
+    if count > 5:
+        top5 = np.argsort(-probabilities, axis=-1)[:, :5]
+        metrics["top5_accuracy"] = float(np.mean(np.any(top5 == labels[:, None], axis=-1)))
+    metrics["macro_precision"] = float(np.mean(precision))
+    metrics["macro_recall"] = float(np.mean(recall))
+    metrics["macro_f1"] = float(np.mean(f1))
+    metrics["per_class"] = {
+        name: {
+            "precision": round(float(precision[i]), 6),
+            "recall": round(float(recall[i]), 6),
+            "f1": round(float(f1[i]), 6),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(class_names)
+    }
+    metrics["class_names"] = list(class_names)
+    metrics["confusion_matrix"] = confusion.tolist()
+    return metrics

@@ -1,0 +1,97 @@
+"""Callbacks of the trainer: atomic backups, best checkpoint, run state.
+
+Keras' own `BackupAndRestore` writes its files in place; a SIGKILL during a
+write would leave a corrupt backup. `AtomicBackupAndRestore` writes to a
+temporary file and renames, so the backup on disk is always a complete one.
+"""
+
+import json
+import math
+import os
+import warnings
+
+import keras
+
+from toolkit.atomic import atomic_path, write_json
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose writes are atomic.
+
+    Args:
+        backup_dir: str. Directory of this phase's backup.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        with atomic_path(self._weights_path) as tmp:
+            self.model.save_weights(tmp, overwrite=True)
+        write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+    def restored_epoch(self):
+        """Returns the epoch a restart resumes at (0 without a backup)."""
+        if not os.path.exists(self._training_metadata_path):
+            return 0
+        with open(self._training_metadata_path, encoding="utf-8") as f:
+            return int(json.load(f)["epoch"])
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the weights of the best epoch by `monitor`, atomically.
+
+    Args:
+        path: str. The `.weights.h5` file to write.
+        monitor: str. Metric name in the epoch logs (e.g. `val_loss`).
+        best: float or None. Best value so far (from an earlier phase or a
+            resumed run).
+        on_improve: callable(epoch, value) or None. Called after each save.
+    """
+
+    def __init__(self, path, monitor, best=None, on_improve=None):
+        super().__init__()
+        self.path = path
+        self.monitor = monitor
+        self.mode = monitor_mode(monitor)
+        self.best = best
+        self.on_improve = on_improve
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            warnings.warn(f"train.monitor {self.monitor!r} is not in the epoch logs ({', '.join(logs or {})})")
+            return
+        value = float(value)
+        if math.isnan(value):
+            return
+        if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
+            self.best = value
+            with atomic_path(self.path) as tmp:
+                self.model.save_weights(tmp, overwrite=True)
+            if self.on_improve:
+                self.on_improve(epoch, value)
+
+
+def monitor_mode(monitor):
+    """'max' for accuracy-like metrics, 'min' for losses and errors."""
+    name = monitor.removeprefix("val_")
+    if any(key in name for key in ("acc", "auc", "iou", "f1", "precision", "recall", "bleu", "chrf", "ndcg", "map")):
+        return "max"
+    return "min"
+
+
+class EpochState(keras.callbacks.Callback):
+    """Records the last completed epoch of the run in its state file."""
+
+    def __init__(self, update):
+        super().__init__()
+        self.update = update
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.update(epoch=epoch + 1)
+
+
+def load_weights_quietly(model, path):
+    """Loads model weights, ignoring the optimizer slots saved beside them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)

@@ -1,0 +1,286 @@
+"""The trainer: `model.fit` in one or two phases with the toolkit's callbacks.
+
+Phases (Keras transfer-learning guide):
+
+1. `frozen`: backbone frozen, head trained (`train.fine_tune.frozen_epochs`);
+2. `fine_tune`: the top `train.fine_tune.unfreeze` backbone layers (or all)
+   unfrozen at `learning_rate * learning_rate_factor`; BatchNorm layers of a
+   pretrained backbone stay frozen and in inference mode.
+
+Without frozen epochs there is one phase, `train`. Each phase is one `fit()`
+call with: an atomic `BackupAndRestore` (so `toolkit train --resume` goes on
+from the last completed epoch with the optimizer state intact), the best
+checkpoint, early stopping, CSV history, TensorBoard and the progress bar.
+"""
+
+import csv
+import dataclasses
+import math
+import os
+import time
+
+from toolkit.atomic import atomic_path
+from toolkit.errors import RunError
+
+
+@dataclasses.dataclass
+class Phase:
+    """One `fit()` call: epochs [start, end) at a learning rate."""
+
+    name: str
+    start: int
+    end: int
+    learning_rate: float
+    unfreeze: object  # "none", "all" or an int
+
+
+def plan_phases(recipe, pretrained):
+    """Returns the training phases of a recipe."""
+    train = recipe.train
+    tune = train.fine_tune
+    base = train.optimizer.learning_rate
+    if pretrained and tune.frozen_epochs > 0:
+        phases = [Phase("frozen", 0, tune.frozen_epochs, base, "none")]
+        if tune.frozen_epochs < train.epochs:
+            phases.append(Phase("fine_tune", tune.frozen_epochs, train.epochs, base * tune.learning_rate_factor,
+                                tune.unfreeze))
+        return phases
+    return [Phase("train", 0, train.epochs, base, tune.unfreeze)]
+
+
+def configure(train_config):
+    """Seeds every random generator and sets the dtype policy."""
+    import keras
+
+    keras.utils.set_random_seed(train_config.seed)
+    keras.config.set_dtype_policy(train_config.precision)
+
+
+def set_trainable(backbone_layer, unfreeze, pretrained):
+    """Freezes/unfreezes backbone layers for a phase.
+
+    Args:
+        backbone_layer: the backbone (a nested Keras model).
+        unfreeze: "none", "all" or int (top N layers trainable).
+        pretrained: bool. Keep BatchNorm frozen (pretrained statistics).
+    """
+    import keras
+
+    if unfreeze == "none" or unfreeze == 0:
+        backbone_layer.trainable = False
+        return
+    backbone_layer.trainable = True
+    layers = backbone_layer.layers
+    chosen = set(id(layer) for layer in (layers if unfreeze == "all" else layers[len(layers) - unfreeze:]))
+    for layer in layers:
+        is_norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = id(layer) in chosen and not (pretrained and is_norm)
+
+
+def apply_l2(model, l2):
+    """Adds an L2 penalty to every Dense/Conv kernel (taken by trainable ones)."""
+    import keras
+
+    if not l2:
+        return
+    regularizer = keras.regularizers.L2(l2)
+    for layer in _all_layers(model):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None and hasattr(kernel, "regularizer"):
+            kernel.regularizer = regularizer
+        depthwise = getattr(layer, "depthwise_kernel", None)
+        if depthwise is not None and hasattr(depthwise, "regularizer"):
+            depthwise.regularizer = regularizer
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def make_optimizer(config, schedule, learning_rate, steps):
+    """Builds the Keras optimizer with its learning-rate schedule for a phase."""
+    import keras
+
+    warmup = min(int(round(schedule.warmup_epochs * steps["per_epoch"])), max(steps["total"] - 1, 0))
+    decay_steps = max(steps["total"] - warmup, 1)
+    if schedule.name == "constant" and not warmup:
+        rate = learning_rate
+    else:
+        alpha = 1.0 if schedule.name == "constant" else schedule.final_factor
+        if warmup:
+            rate = keras.optimizers.schedules.CosineDecay(
+                0.0, decay_steps, alpha=alpha, warmup_target=learning_rate, warmup_steps=warmup
+            )
+        else:
+            rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=alpha)
+    common = {"learning_rate": rate}
+    if config.clipnorm:
+        common["clipnorm"] = config.clipnorm
+    if config.name == "adam":
+        return keras.optimizers.Adam(**common)
+    if config.name == "adamw":
+        return keras.optimizers.AdamW(weight_decay=config.weight_decay or 0.004, **common)
+    if config.name == "sgd":
+        return keras.optimizers.SGD(momentum=config.momentum, nesterov=True,
+                                    weight_decay=config.weight_decay or None, **common)
+    return keras.optimizers.RMSprop(momentum=config.momentum, **common)
+
+
+def trim_history(path, before_epoch):
+    """Keeps the rows of history.csv with epoch < before_epoch (resume)."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    kept = [row for row in body if row and row[0].isdigit() and int(row[0]) < before_epoch]
+    if len(kept) == len(body):
+        return
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(kept)
+
+
+def best_so_far(path, monitor):
+    """Best value of `monitor` in history.csv, or None."""
+    from toolkit.plots import read_history
+    from toolkit.training.callbacks import monitor_mode
+
+    values = [v for v in read_history(path).get(monitor, []) if not math.isnan(v)]
+    if not values:
+        return None
+    return min(values) if monitor_mode(monitor) == "min" else max(values)
+
+
+class Trainer:
+    """Trains a task's model in a run directory.
+
+    Args:
+        task: Task. The task (holds the recipe).
+        run: Run. The run directory.
+        log: callable(str). Where progress lines go.
+    """
+
+    def __init__(self, task, run, log=print):
+        self.task = task
+        self.run = run
+        self.log = log
+        self.recipe = task.recipe
+
+    def monitor(self, has_validation):
+        monitor = self.recipe.train.monitor or self.task.default_monitor
+        if not has_validation and monitor.startswith("val_"):
+            monitor = monitor[len("val_"):]
+        return monitor
+
+    def fit(self):
+        """Runs (or resumes) all phases; returns the model with the best weights."""
+        import keras
+
+        from toolkit.training.callbacks import (
+            AtomicBackupAndRestore, BestCheckpoint, EpochState, load_weights_quietly,
+        )
+
+        recipe, run, task = self.recipe, self.run, self.task
+        configure(recipe.train)
+        train_data = task.build_inputs("train", training=True)
+        validation_data = task.build_inputs("validation")
+        model = task.build_model()
+        apply_l2(model, recipe.train.l2)
+        pretrained = task.backbone.pretrained
+        phases = plan_phases(recipe, pretrained)
+        report = task.data_report()
+        train_count = report["train"]["examples"]
+        per_epoch = recipe.train.steps_per_epoch or max(1, math.ceil(train_count / recipe.train.batch_size))
+        monitor = self.monitor(validation_data is not None)
+        history_path = run.file("history.csv")
+        best_path = run.file("checkpoints", "best.weights.h5")
+        os.makedirs(run.file("checkpoints"), exist_ok=True)
+        state = run.update_state(status="training", phases=[dataclasses.asdict(p) for p in phases],
+                                 monitor=monitor, steps_per_epoch=per_epoch)
+        done = list(state.get("completed_phases", []))
+        started = time.time()
+        previous_seconds = float(state.get("train_seconds", 0.0))
+        for index, phase in enumerate(phases):
+            if phase.name in done:
+                continue
+            if index > 0 and phases[index - 1].name in done:
+                load_weights_quietly(model, run.file("checkpoints", f"phase_{phases[index - 1].name}.weights.h5"))
+            set_trainable(task.backbone_layer(model), phase.unfreeze, pretrained)
+            steps = {"per_epoch": per_epoch, "total": per_epoch * (phase.end - phase.start)}
+            model.compile(
+                optimizer=make_optimizer(recipe.train.optimizer, recipe.train.schedule, phase.learning_rate, steps),
+                loss=task.build_losses(),
+                metrics=task.build_metrics(),
+            )
+            backup = AtomicBackupAndRestore(run.file("_backup", phase.name))
+            restored = backup.restored_epoch()
+            trim_history(history_path, max(restored, phase.start))
+            callbacks = [
+                keras.callbacks.TerminateOnNaN(),
+                BestCheckpoint(best_path, monitor, best=best_so_far(history_path, monitor)),
+                keras.callbacks.CSVLogger(history_path, append=True),
+                backup,
+                _ResumeRecorder(run, phase, restored, self.log),
+                EpochState(lambda **kw: run.update_state(**kw)),
+                keras.callbacks.TensorBoard(run.file("logs"), write_graph=False, update_freq="epoch"),
+            ]
+            if recipe.train.early_stopping_patience:
+                callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor,
+                                                               patience=recipe.train.early_stopping_patience))
+            self.log(f"phase {phase.name}: epochs {phase.start + 1}-{phase.end}, learning rate {phase.learning_rate:g}, "
+                     f"backbone {'frozen' if phase.unfreeze == 'none' else 'unfrozen: ' + str(phase.unfreeze)}")
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                initial_epoch=phase.start,
+                epochs=phase.end,
+                steps_per_epoch=recipe.train.steps_per_epoch,
+                callbacks=callbacks,
+                verbose=recipe.train.verbose,
+            )
+            if model.stop_training and _nan_in_history(history_path):
+                raise RunError(
+                    f"training diverged (NaN loss) in phase {phase.name}; lower train.optimizer.learning_rate or "
+                    "check the data; the last good checkpoint is in " + run.file("checkpoints")
+                )
+            with atomic_path(run.file("checkpoints", f"phase_{phase.name}.weights.h5")) as tmp:
+                model.save_weights(tmp)
+            done.append(phase.name)
+            run.update_state(completed_phases=done,
+                             train_seconds=previous_seconds + time.time() - started)
+        if os.path.isfile(best_path):
+            load_weights_quietly(model, best_path)
+        return model
+
+
+def _nan_in_history(path):
+    from toolkit.plots import read_history
+
+    return any(math.isnan(v) for v in read_history(path).get("loss", []))
+
+
+class _ResumeRecorder:
+    """Records where a resumed phase restarted (after BackupAndRestore ran)."""
+
+    def __new__(cls, run, phase, restored, log):
+        import keras
+
+        class Recorder(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                if restored > phase.start:
+                    iterations = int(self.model.optimizer.iterations.numpy())
+                    log(f"resumed phase {phase.name} at epoch {restored + 1} "
+                        f"(optimizer iterations restored: {iterations})")
+                    records = run.state().get("resumed", [])
+                    records.append({"phase": phase.name, "epoch": restored, "optimizer_iterations": iterations})
+                    run.update_state(resumed=records)
+
+        return Recorder()
