@@ -103,8 +103,8 @@ def run_cli(*args, check=False, env=None, timeout=600, cwd=None):
 def trained_run(tmp_path_factory):
     """One tiny run trained, exported and verified through the CLI (session-wide)."""
     root = tmp_path_factory.mktemp("trained")
-    data = make_image_folder(root / "images", per_class=16)
-    recipe = write_recipe(root / "tiny.yaml", data, root / "runs", train={"epochs": 3})
+    data = make_image_folder(root / "images", per_class=20)
+    recipe = write_recipe(root / "tiny.yaml", data, root / "runs", train={"epochs": 4})
     env = {"TOOLKIT_HOME": str(root / "home"), "KERAS_HOME": str(root / "home" / "keras")}
     result = run_cli("train", recipe, check=True, env=env)
     run_dir = os.path.join(str(root / "runs"), "tiny")

@@ -23,11 +23,7 @@ def _as_recipe(recipe, overrides=None):
     if isinstance(recipe, (str, os.PathLike, dict)):
         return load_recipe(recipe, overrides=overrides)
     if overrides:
-        from toolkit.config.loader import apply_overrides
-
-        data = apply_overrides(recipe.model_dump(mode="json"), overrides if isinstance(overrides, dict) else
-                               __import__("toolkit.config.loader", fromlist=["x"]).parse_overrides(overrides))
-        return load_recipe(data, name=recipe.name)
+        return load_recipe(recipe.model_dump(mode="json"), overrides=overrides, name=recipe.name)
     return recipe
 
 
@@ -94,16 +90,16 @@ def train(recipe, overrides=None, resume=None, log=print):
 
     write_json(run.file("metrics.json"), metrics)
     _plots(task, run, test_metrics, state)
-    report = None
     if recipe.export.formats:
         from toolkit.export import export_run
 
         task.metadata = metadata
         try:
-            report = export_run(run, model, task, recipe.export.formats, log)
-        finally:
+            export_run(run, model, task, recipe.export.formats, log)
+        finally:  # the card also records a failed export's absence
             _card(run, recipe, metadata, metrics)
-    _card(run, recipe, metadata, metrics)
+    else:
+        _card(run, recipe, metadata, metrics)
     run.update_state(status="complete")
     import shutil
 

@@ -47,7 +47,7 @@ def plot_history(history_csv, path, phase_boundaries=()):
         return False
     plt = _pyplot()
     epochs = np.asarray(history["epoch"]) + 1
-    names = [k for k in history if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
+    names = [k for k in history if k not in ("epoch", "learning_rate", "epoch_seconds") and not k.startswith("val_")]
     figure, axes = plt.subplots(1, max(1, len(names)), figsize=(4.5 * max(1, len(names)), 3.5), squeeze=False)
     for axis, name in zip(axes[0], names):
         axis.plot(epochs, history[name], marker="o", label="train")

@@ -71,21 +71,35 @@ def _import_attr(path):
 def build_registered(spec, input_shape, weights):
     """Builds a registered architecture with `weights` (None, "imagenet" or a path)."""
     constructor = _import_attr(spec.constructor)
-    return constructor(
-        input_shape=tuple(input_shape), include_top=False, weights=weights, name="backbone", **spec.kwargs
-    )
+    # Keep the constructor's own model name: EfficientNetV2 looks its block
+    # arguments up by name. The name is recorded in the model's metadata.
+    return constructor(input_shape=tuple(input_shape), include_top=False, weights=weights, **spec.kwargs)
 
 
 def load_weights_file(model, path, what):
-    """Loads a weights file into `model`, with a clear error when it does not fit."""
+    """Loads a weights file into `model`, with a clear error when it does not fit.
+
+    Keras only warns when parts of a file do not match (and keeps random
+    weights there); here any such warning is an error: never silently fall
+    back to random weights.
+    """
+    import warnings
+
     if not os.path.isfile(path):
         raise BackboneError(f"weights file {path} does not exist (for {what})")
-    try:
-        model.load_weights(path)
-    except Exception as error:  # noqa: BLE001 - Keras raises many types here
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+            problem = next(
+                (str(w.message) for w in caught if "Skipping" in str(w.message) or "freshly-initialized" in str(w.message)),
+                None,
+            )
+        except Exception as error:  # noqa: BLE001 - Keras raises many types here
+            problem = str(error).strip() or type(error).__name__
+    if problem:
         raise BackboneError(
-            f"weights file {path} does not fit backbone {what}: {first[:300]}; "
+            f"weights file {path} does not fit backbone {what}: {problem.splitlines()[0][:300]}; "
             "use the no-top weights file of this exact architecture"
         )
 
@@ -188,15 +202,16 @@ def _build_hub(preset, weights):
         pass
     shape = model.input_shape
     channels = shape[-1] if isinstance(shape, tuple) else None
+    # KerasHub feature-pyramid backbones name their levels P2..P5 (strides 4..32).
     features = {}
-    pyramid = getattr(model, "pyramid_outputs", None) or {}
-    for key, tensor in pyramid.items():
-        if key.startswith("P") and key[1:].isdigit() and 2 ** int(key[1:]) in FEATURE_STRIDES:
-            features[2 ** int(key[1:])] = tensor.name.split("/")[0] if hasattr(tensor, "name") else key
+    for key, tensor in (getattr(model, "pyramid_outputs", None) or {}).items():
+        history = getattr(tensor, "_keras_history", None)
+        if key.startswith("P") and key[1:].isdigit() and 2 ** int(key[1:]) in FEATURE_STRIDES and history:
+            features[2 ** int(key[1:])] = history.operation.name
     source = f"KerasHub preset {preset}" if load else f"KerasHub preset {preset} architecture, random weights"
     return Backbone(
         model, preset, scale=scale, offset=offset, channels=channels, min_input_size=32,
-        feature_layers={}, weights_source=source, pretrained=load,
+        feature_layers=features, weights_source=source, pretrained=load,
     )
 
 
@@ -312,11 +327,16 @@ def find_feature_layers(model, input_shape):
     """Returns {stride: layer name} for the last layer at each of strides 4/8/16/32.
 
     A layer counts at stride s when its 4-D output has spatial size
-    ceil(input / s); squeeze-and-excitation branches (1x1) never match.
+    ceil(input / s); padding layers and squeeze-and-excitation branches (1x1)
+    never match.
     """
+    import keras
+
     height = input_shape[0]
     found = {}
     for layer in model.layers:
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            continue  # padding changes the size without being a feature map
         try:
             shape = layer.output.shape
         except (AttributeError, ValueError):

@@ -155,7 +155,7 @@ def _native(name, widths, blocks, description, params):
                 8: "stage3_block%d_out" % blocks[2],
                 16: "stage4_block%d_out" % blocks[3],
             },
-            kwargs={"widths": widths, "blocks": blocks},
+            kwargs={"widths": widths, "blocks": blocks, "name": name},
             channels=None,
             family="toolkit",
             description=description,

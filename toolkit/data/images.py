@@ -25,8 +25,19 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def decode_image(data, channels):
-    """Decodes JPEG/PNG/GIF/BMP bytes to a uint8 (H, W, channels) tensor."""
-    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    """Decodes JPEG/PNG/GIF/BMP bytes to a uint8 (H, W, channels) tensor.
+
+    JPEGs use the accurate integer DCT (TensorFlow's default is the fast,
+    less exact one), which decodes bit-for-bit like Pillow/libjpeg: the ONNX
+    path, which reads images with Pillow, then sees the same pixels.
+    """
+    def jpeg():
+        return tf.io.decode_jpeg(data, channels=channels, dct_method="INTEGER_ACCURATE")
+
+    def other():
+        return tf.io.decode_image(data, channels=channels, expand_animations=False)
+
+    image = tf.cond(tf.io.is_jpeg(data), jpeg, other)
     image.set_shape([None, None, channels])
     return image
 
@@ -116,12 +127,18 @@ def image_dataset(split, data_config, on_error="skip"):
         if data_config.cache:
             dataset = dataset.cache()
         count = split.count if split.count is not None else sum(1 for _ in dataset)  # also fills the cache
-        return dataset, SplitReport(count)
+        return _with_cardinality(dataset, count), SplitReport(count)
     else:
         dataset, report = _files_dataset(split, prepare, channels, on_error)
     if data_config.cache:
         dataset = dataset.cache()
-    return dataset, report
+    return _with_cardinality(dataset, report.examples), report
+
+
+def _with_cardinality(dataset, count):
+    # Keras counts an extra optimizer step per epoch on datasets of unknown
+    # size (and warns that the input ran out); a known size avoids both.
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def _files_dataset(split, prepare, channels, on_error):

@@ -325,41 +325,64 @@ class ImageClassificationTask(Task):
     # Prediction ---------------------------------------------------------
     @classmethod
     def predict(cls, runtime, handle, metadata, inputs, top_k):
+        """Predicts for image files and/or uint8 arrays (H, W, C)."""
         size, channels = tuple(metadata["image_size"]), metadata["channels"]
+        names = [item if isinstance(item, (str, os.PathLike)) else f"array[{i}]" for i, item in enumerate(inputs)]
         if runtime == "saved_model":
-            import tensorflow as tf
-
-            for path in inputs:
-                if not os.path.isfile(path):
-                    raise DataError(f"{path}: no such file")
-            from toolkit.data.images import load_image_files
-
-            load_image_files(inputs, channels)  # one clear error per unreadable file
-            encoded = []
-            for path in inputs:
-                with open(path, "rb") as f:
-                    encoded.append(f.read())
-            probabilities = handle.signatures["serving_default"](image_bytes=tf.constant(encoded))["probabilities"]
-            probabilities = probabilities.numpy()
+            probabilities = _saved_model_probabilities(handle, inputs, channels)
         elif runtime == "keras":
             from toolkit.data.images import load_image_files, resize_image
 
-            images = load_image_files(inputs, channels)
+            images = [load_image_files([item], channels)[0] if isinstance(item, (str, os.PathLike))
+                      else _as_image(item, channels) for item in inputs]
             batch = np.stack([resize_image(image, size).numpy() for image in images])
             probabilities = np.asarray(handle(batch, training=False))
         elif runtime == "onnx":
             from toolkit.data.image_io import read_image, resize_bilinear
 
-            batch = np.stack([resize_bilinear(read_image(path, channels), size) for path in inputs])
+            images = [read_image(item, channels) if isinstance(item, (str, os.PathLike))
+                      else _as_image(item, channels) for item in inputs]
+            batch = np.stack([resize_bilinear(image, size) for image in images])
             probabilities = handle.run(None, {handle.get_inputs()[0].name: batch})[0]
         else:
             raise ValueError(f"unknown runtime {runtime}")
-        return postprocess(probabilities, metadata["class_names"], top_k, inputs)
+        return postprocess(probabilities, metadata["class_names"], top_k, names)
 
     @classmethod
     def format_prediction(cls, result):
         ranked = ", ".join(f"{item['label']} {item['probability']:.3f}" for item in result["top_k"])
         return f"{result['input']}: {ranked}"
+
+
+def _as_image(item, channels):
+    image = np.asarray(item)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] != channels or image.dtype != np.uint8:
+        raise DataError(
+            f"an image array must be uint8 of shape (height, width, {channels}); got {image.dtype} {image.shape}"
+        )
+    return image
+
+
+def _saved_model_probabilities(loaded, inputs, channels):
+    import tensorflow as tf
+
+    from toolkit.data.images import load_image_files
+
+    if all(isinstance(item, (str, os.PathLike)) for item in inputs):
+        load_image_files(inputs, channels)  # one clear error per unreadable file, before serving
+        encoded = []
+        for path in inputs:
+            with open(path, "rb") as f:
+                encoded.append(f.read())
+        outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))
+        return outputs["probabilities"].numpy()
+    rows = []
+    for item in inputs:
+        image = load_image_files([item], channels)[0] if isinstance(item, (str, os.PathLike)) else _as_image(item, channels)
+        rows.append(loaded.signatures["serve_image"](images=tf.constant(image[None]))["probabilities"].numpy())
+    return np.concatenate(rows)
 
 
 def postprocess(probabilities, class_names, top_k, inputs):

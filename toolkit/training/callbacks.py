@@ -79,6 +79,21 @@ def monitor_mode(monitor):
     return "min"
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` (wall time of the epoch, validation included) to the logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
 class EpochState(keras.callbacks.Callback):
     """Records the last completed epoch of the run in its state file."""
 

@@ -185,7 +185,11 @@ class Trainer:
         import keras
 
         from toolkit.training.callbacks import (
-            AtomicBackupAndRestore, BestCheckpoint, EpochState, load_weights_quietly,
+            AtomicBackupAndRestore,
+            BestCheckpoint,
+            EpochState,
+            EpochTimer,
+            load_weights_quietly,
         )
 
         recipe, run, task = self.recipe, self.run, self.task
@@ -224,6 +228,7 @@ class Trainer:
             restored = backup.restored_epoch()
             trim_history(history_path, max(restored, phase.start))
             callbacks = [
+                EpochTimer(),
                 keras.callbacks.TerminateOnNaN(),
                 BestCheckpoint(best_path, monitor, best=best_so_far(history_path, monitor)),
                 keras.callbacks.CSVLogger(history_path, append=True),

@@ -1,0 +1,224 @@
+"""`make bench`: speed benchmarks, each measured against a reference in the same run.
+
+1. Training throughput: `toolkit train` (fashion_mnist recipe, a subset) against
+   a plain hand-written Keras script training the same model on the same data
+   (bench/plain_keras_train.py). Target ratio >= 0.97.
+2. Inference latency at batch 1 and 32 (MobileNetV3Small, 224x224, 1000
+   classes): bare runtime calls (Keras model.predict, SavedModel signature,
+   ONNX Runtime session.run) and the toolkit's predict path on the same
+   in-memory images. Targets: toolkit path adds < 10% over the bare call;
+   ONNX Runtime batch 1 <= 2 ms.
+3. Start-up: `toolkit --help` (< 0.3 s, no TensorFlow import) and
+   `toolkit predict model.onnx image.png` end to end (< 1 s).
+
+Writes bench/results.json and prints a table. Options: --quick (smaller runs).
+"""
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+WORK = os.path.join(HERE, "_work")
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+
+
+def run(command, **kwargs):
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=ENV, **kwargs)
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark step failed: {' '.join(command)}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+# --------------------------------------------------------------------- training
+
+
+def bench_training(limit, epochs, repeats):
+    """Images/s over epochs 2..N (epoch 1 includes tracing), toolkit vs plain."""
+    plain_rates, toolkit_rates = [], []
+    for repeat in range(repeats):
+        for kind in ("plain", "toolkit") if repeat % 2 == 0 else ("toolkit", "plain"):
+            if kind == "plain":
+                result = run([sys.executable, os.path.join(HERE, "plain_keras_train.py"), str(limit), str(epochs)])
+                seconds = json.loads(result.stdout.strip().splitlines()[-1])["epoch_seconds"]
+                plain_rates.append(limit * (len(seconds) - 1) / sum(seconds[1:]))
+            else:
+                out = os.path.join(WORK, f"train_{repeat}")
+                shutil.rmtree(out, ignore_errors=True)
+                run([sys.executable, "-m", "toolkit", "train", "recipes/image_classification/fashion_mnist.yaml",
+                     f"data.limit.train={limit}", f"data.limit.validation={limit // 9}", "data.limit.test=1000",
+                     f"train.epochs={epochs}", "train.verbose=0", "export.formats=[]", f"output.dir={out}"])
+                with open(os.path.join(out, "fashion_mnist", "history.csv")) as f:
+                    seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(f)]
+                toolkit_rates.append(limit * (len(seconds) - 1) / sum(seconds[1:]))
+    plain, toolkit = statistics.median(plain_rates), statistics.median(toolkit_rates)
+    return {
+        "train_images": limit, "epochs": epochs, "repeats": repeats,
+        "plain_keras_images_per_s": round(plain, 1), "toolkit_images_per_s": round(toolkit, 1),
+        "ratio": round(toolkit / plain, 3), "target_ratio": 0.97, "passed": toolkit / plain >= 0.97,
+        "all_plain": [round(r, 1) for r in plain_rates], "all_toolkit": [round(r, 1) for r in toolkit_rates],
+    }
+
+
+# -------------------------------------------------------------------- inference
+
+
+def timeit(function, repeats, warmup=3):
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 3)
+
+
+def bench_inference(repeats):
+    import numpy as np
+    import tensorflow as tf
+
+    from toolkit.config import load_recipe
+    from toolkit.export.formats import OnnxOptions
+    from toolkit.export.onnx import export_onnx, load_onnx
+    from toolkit.export.saved_model import export_saved_model, load_saved_model
+    from toolkit.predict import LoadedModel
+    from toolkit.tasks import make_task
+
+    recipe = load_recipe({
+        "task": "image_classification", "name": "bench_mnv3",
+        "data": {"source": "folder", "path": WORK, "image_size": 224, "channels": 3},
+        "model": {"backbone": "mobilenet_v3_small", "weights": "none"},
+        "output": {"dir": WORK},
+    })
+    task = make_task(recipe)
+    task.metadata = {"task": "image_classification", "input": "image", "image_size": [224, 224], "channels": 3,
+                     "class_names": [f"class_{i}" for i in range(1000)], "top_k": 5, "backbone": None}
+    model = task.build_model()
+    saved_model_dir, onnx_path = os.path.join(WORK, "mnv3_saved_model"), os.path.join(WORK, "mnv3.onnx")
+    shutil.rmtree(saved_model_dir, ignore_errors=True)
+    model.predict(np.zeros((1, 224, 224, 3), "float32"), verbose=0)
+    export_saved_model(model, task, saved_model_dir, None)
+    export_onnx(model, task, onnx_path, OnnxOptions())
+    loaded, session = load_saved_model(saved_model_dir), load_onnx(onnx_path)
+    serve = loaded.signatures["serve_image"]
+    wrappers = {
+        "keras": LoadedModel(onnx_path, "keras", model, task.metadata),
+        "saved_model": LoadedModel(saved_model_dir, "saved_model", loaded, task.metadata),
+        "onnx": LoadedModel(onnx_path, "onnx", session, task.metadata),
+    }
+    rng = np.random.RandomState(0)
+    results = {}
+    for batch in (1, 32):
+        images = rng.randint(0, 256, (batch, 224, 224, 3)).astype(np.uint8)
+        floats = images.astype(np.float32)
+        name = session.get_inputs()[0].name
+        bare = {
+            "keras": lambda: model.predict(floats, verbose=0),
+            "saved_model": lambda: serve(images=tf.constant(images)),
+            "onnx": lambda: session.run(None, {name: floats}),
+        }
+        row = {}
+        for runtime in ("keras", "saved_model", "onnx"):
+            bare_ms = timeit(bare[runtime], repeats)
+            listed = list(images)
+            toolkit_ms = timeit(lambda: wrappers[runtime].predict(listed, 5), repeats)
+            row[runtime] = {"bare_ms": bare_ms, "toolkit_ms": toolkit_ms,
+                            "overhead": round(toolkit_ms / bare_ms - 1, 3)}
+        row["keras"]["model_call_ms"] = timeit(lambda: model(floats, training=False), repeats)
+        results[f"batch_{batch}"] = row
+    results["targets"] = {"toolkit_overhead_below": 0.10, "onnx_batch_1_ms_at_most": 2.0}
+    results["onnx_batch_1_passed"] = results["batch_1"]["onnx"]["bare_ms"] <= 2.0
+    results["overhead_passed"] = all(
+        results[f"batch_{b}"][r]["overhead"] < 0.10 for b in (1, 32) for r in ("saved_model", "onnx")
+    )
+    return results, onnx_path
+
+
+# ---------------------------------------------------------------------- startup
+
+
+def bench_startup(onnx_path, repeats):
+    from PIL import Image
+    import numpy as np
+
+    image = os.path.join(WORK, "cat.png")
+    Image.fromarray(np.random.RandomState(0).randint(0, 256, (300, 400, 3)).astype(np.uint8)).save(image)
+    toolkit = os.path.join(os.path.dirname(sys.executable), "toolkit")
+
+    def wall(command):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(command)
+            times.append(time.perf_counter() - start)
+        return round(statistics.median(times), 3)
+
+    help_s = wall([toolkit, "--help"])
+    predict_s = wall([toolkit, "predict", onnx_path, image])
+    tensorflow_s = wall([sys.executable, "-c", "import tensorflow"])
+    return {
+        "toolkit_help_s": help_s, "help_target_s": 0.3, "help_passed": help_s < 0.3,
+        "predict_onnx_end_to_end_s": predict_s, "predict_target_s": 1.0, "predict_passed": predict_s < 1.0,
+        "import_tensorflow_s": tensorflow_s,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the benchmark)")
+    args = parser.parse_args()
+    os.makedirs(WORK, exist_ok=True)
+    started = time.time()
+    training = bench_training(limit=2000 if args.quick else 12000, epochs=3 if args.quick else 4,
+                              repeats=1 if args.quick else 2)
+    inference, onnx_path = bench_inference(repeats=5 if args.quick else 30)
+    startup = bench_startup(onnx_path, repeats=2 if args.quick else 5)
+    results = {
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "training": training, "inference": inference, "startup": startup,
+        "seconds": round(time.time() - started, 1),
+    }
+    with open(os.path.join(HERE, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(table(results))
+
+
+def table(results):
+    t, i, s = results["training"], results["inference"], results["startup"]
+    ok = {True: "ok", False: "MISSED"}
+    lines = [
+        f"machine: {results['machine']}",
+        "",
+        f"training images/s   plain Keras {t['plain_keras_images_per_s']:>8}   toolkit {t['toolkit_images_per_s']:>8}   "
+        f"ratio {t['ratio']:.3f} (target >= 0.97) {ok[t['passed']]}",
+        "",
+        f"{'inference (ms)':<20}{'batch 1 bare':>14}{'toolkit':>10}{'overhead':>10}{'batch 32 bare':>15}{'toolkit':>10}{'overhead':>10}",
+    ]
+    for runtime in ("keras", "saved_model", "onnx"):
+        one, many = i["batch_1"][runtime], i["batch_32"][runtime]
+        lines.append(f"{runtime:<20}{one['bare_ms']:>14.2f}{one['toolkit_ms']:>10.2f}{one['overhead']:>10.1%}"
+                     f"{many['bare_ms']:>15.2f}{many['toolkit_ms']:>10.2f}{many['overhead']:>10.1%}")
+    lines += [
+        f"{'keras model(x)':<20}{i['batch_1']['keras']['model_call_ms']:>14.2f}{'':>20}"
+        f"{i['batch_32']['keras']['model_call_ms']:>15.2f}",
+        f"targets: toolkit overhead < 10% {ok[i['overhead_passed']]}; ONNX batch 1 <= 2 ms {ok[i['onnx_batch_1_passed']]}",
+        "",
+        f"toolkit --help {s['toolkit_help_s']:.3f} s (< 0.3) {ok[s['help_passed']]};  "
+        f"toolkit predict x.onnx {s['predict_onnx_end_to_end_s']:.3f} s (< 1.0) {ok[s['predict_passed']]};  "
+        f"import tensorflow {s['import_tensorflow_s']:.3f} s",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Backbone registry, builders and the offline weights store."""

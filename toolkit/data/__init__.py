@@ -1,0 +1,1 @@
+"""Data sources and per-modality tf.data pipelines."""
