@@ -130,3 +130,43 @@ def test_run_backbone_reuses_trained_weights(trained_run):
     assert built.pretrained and run_dir in built.weights_source
     reset = build_backbone("run:" + run_dir, "none", (32, 32, 3))
     assert not reset.pretrained
+
+
+def classifier_with(backbone, weights="pretrained", tmp_path=None, channels=3):
+    from toolkit.config import load_recipe
+    from toolkit.tasks import make_task
+
+    recipe = load_recipe({
+        "task": "image_classification", "name": "t",
+        "data": {"source": "folder", "path": str(tmp_path), "image_size": 32, "channels": channels},
+        "model": {"backbone": backbone, "weights": weights}, "output": {"dir": str(tmp_path)},
+    })
+    task = make_task(recipe)
+    task.metadata = {"class_names": ["a", "b", "c"]}
+    return task.build_model()
+
+
+def test_classifier_on_hub_and_file_backbones(tmp_path):
+    import keras
+    import keras_hub
+
+    hub = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64],
+        stackwise_num_blocks=[1], stackwise_num_strides=[1], block_type="basic_block", image_shape=(None, None, 3),
+    )
+    preset = str(tmp_path / "preset")
+    hub.save_to_preset(preset)
+    model = classifier_with("hub:" + preset, tmp_path=tmp_path, channels=1)  # gray data, RGB backbone
+    assert model.get_layer("gray_to_rgb") is not None
+    assert model.predict(np.zeros((2, 32, 32, 1), "float32"), verbose=0).shape == (2, 3)
+
+    saved = str(tmp_path / "backbone.keras")
+    build_backbone("resnet_tiny", "none", (32, 32, 3)).model.save(saved)
+    model = classifier_with("file:" + saved, tmp_path=tmp_path)
+    assert model.predict(np.zeros((1, 32, 32, 3), "float32"), verbose=0).shape == (1, 3)
+
+    lambda_model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Lambda(lambda x: x * 2)])
+    unsafe = str(tmp_path / "unsafe.keras")
+    lambda_model.save(unsafe)
+    with pytest.raises(Exception, match="could not be loaded safely"):
+        classifier_with("file:" + unsafe, tmp_path=tmp_path)

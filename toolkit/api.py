@@ -15,7 +15,7 @@ import platform
 import time
 
 from toolkit.config import load_recipe
-from toolkit.errors import RunError
+from toolkit.errors import RunError, TrainingInterrupted
 from toolkit.runs import Run, save_model
 
 
@@ -68,7 +68,11 @@ def train(recipe, overrides=None, resume=None, log=print):
         log(f"run directory: {run.path}")
     task = make_task(recipe)
     started = time.time()
-    model = Trainer(task, run, log).fit()
+    try:
+        model = Trainer(task, run, log).fit()
+    except KeyboardInterrupt:
+        run.update_state(status="interrupted")
+        raise TrainingInterrupted(run.path)
     model = float32_model(task, model)
     metadata = task.model_metadata()
     save_model(model, run.model_path, metadata)

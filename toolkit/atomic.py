@@ -64,7 +64,7 @@ def atomic_path(path, directory=False):
     try:
         yield tmp
         if directory:
-            _replace_directory(tmp, path)
+            replace_directory(tmp, path)
         else:
             if os.path.isdir(tmp):
                 raise OSError(f"expected a file at {tmp}, found a directory")
@@ -78,7 +78,8 @@ def atomic_path(path, directory=False):
         raise
 
 
-def _replace_directory(tmp, path):
+def replace_directory(tmp, path):
+    """Puts directory `tmp` at `path`; a previous `path` is removed only after."""
     if not os.path.exists(path):
         os.rename(tmp, path)
         return

@@ -140,10 +140,9 @@ def main(argv=None):
     except ToolkitError as error:
         print(f"toolkit {args.verb}: error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        hint = ""
-        if args.verb == "train":
-            hint = " (resume with: toolkit train --resume RUN_DIR; the run directory is printed at the start)"
+    except KeyboardInterrupt as interrupt:
+        run_dir = getattr(interrupt, "run_dir", None)
+        hint = f"; resume with: toolkit train --resume {run_dir}" if run_dir else ""
         print(f"toolkit {args.verb}: interrupted{hint}", file=sys.stderr)
         return 130
 

@@ -55,3 +55,15 @@ class ParityError(ToolkitError):
     """
 
     exit_code = 1
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; carries the run directory to resume.
+
+    Args:
+        run_dir: str. The interrupted run.
+    """
+
+    def __init__(self, run_dir):
+        super().__init__(run_dir)
+        self.run_dir = run_dir

@@ -36,7 +36,7 @@ def write_model_card(run, recipe, metadata, metrics, verify_report):
             ["backbone weights", backbone.get("weights_source", "n/a")],
             ["input", _input_text(metadata)],
             ["classes", len(metadata.get("class_names", []))],
-            ["parameters", metrics.get("parameters", "n/a")],
+            ["parameters", f"{metrics['parameters']:,}" if "parameters" in metrics else "n/a"],
             ["trained", metrics.get("finished", datetime.date.today().isoformat())],
             ["training time", f"{metrics.get('train_seconds', 0):.0f} s on {metrics.get('device', 'CPU')}"],
         ]),

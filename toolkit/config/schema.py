@@ -244,7 +244,7 @@ class ExportConfig(StrictModel):
     min_top1_agreement: float = Field(
         1.0, ge=0.0, le=1.0, description="share of verification samples whose top-1 must agree"
     )
-    verify_samples: PositiveInt = Field(32, description="held-out test examples used for verification")
+    verify_samples: PositiveInt = Field(64, description="held-out test examples used for verification")
     top_k: PositiveInt = Field(5, description="top-k classes returned by the serving signature")
 
     @model_validator(mode="after")

@@ -70,9 +70,9 @@ def export_run(run, model, task, formats, log=print):
                 "export failed verification: " + "; ".join(failures(report))
                 + f"; the previous export is untouched, the rejected one is in {rejected}"
             )
-        from toolkit.atomic import _replace_directory
+        from toolkit.atomic import replace_directory
 
-        _replace_directory(staging, final)
+        replace_directory(staging, final)
         return report
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
