@@ -3,12 +3,13 @@ KerasHub presets and earlier runs."""
 
 import numpy as np
 import pytest
-from conftest import run_cli
 
 from toolkit.backbones.build import build_backbone, find_feature_layers
 from toolkit.backbones.registry import BACKBONES
 from toolkit.backbones.weights import import_weights, stored_weights
 from toolkit.errors import BackboneError, WeightsUnavailableError
+
+from conftest import run_cli
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from conftest import REPO, run_cli
 
 VERBS = ["train", "evaluate", "predict", "export", "verify", "config", "list", "weights"]

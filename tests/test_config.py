@@ -3,10 +3,11 @@
 import os
 
 import pytest
-from conftest import REPO, write_recipe
 
 from toolkit.config import load_recipe, parse_overrides, recipe_to_yaml
 from toolkit.errors import RecipeError
+
+from conftest import REPO, write_recipe
 
 FASHION = os.path.join(REPO, "recipes", "image_classification", "fashion_mnist.yaml")
 

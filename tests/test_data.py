@@ -5,12 +5,13 @@ import os
 
 import numpy as np
 import pytest
-from conftest import make_image_folder, write_recipe
 
 from toolkit.config import load_recipe
 from toolkit.data.sources import SOURCES, read_idx, split_indices
 from toolkit.errors import DataError
 from toolkit.tasks import make_task
+
+from conftest import make_image_folder, write_recipe
 
 
 def recipe_for(tmp_path, data_path, **data):

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+
 from conftest import REPO, make_image_folder, run_cli, write_recipe
 
 

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from conftest import run_cli
 
 

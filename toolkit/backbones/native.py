@@ -8,9 +8,9 @@ BatchNorm), a stride-2 stem and one stride-2 stage after the first.
 Example:
 
 >>> from toolkit.backbones.native import ResNetMini
->>> model = ResNetMini(input_shape=(32, 32, 1), widths=(8, 16, 32, 64))
+>>> model = ResNetMini(input_shape=(32, 32, 1), widths=(16, 32, 64, 128))
 >>> model.output.shape
-(None, 2, 2, 64)
+(None, 2, 2, 128)
 """
 
 

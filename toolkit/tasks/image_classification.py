@@ -327,22 +327,21 @@ class ImageClassificationTask(Task):
     def predict(cls, runtime, handle, metadata, inputs, top_k):
         """Predicts for image files and/or uint8 arrays (H, W, C)."""
         size, channels = tuple(metadata["image_size"]), metadata["channels"]
-        names = [item if isinstance(item, (str, os.PathLike)) else f"array[{i}]" for i, item in enumerate(inputs)]
+        names = [item if _is_path(item) else f"array[{i}]" for i, item in enumerate(inputs)]
         if runtime == "saved_model":
             probabilities = _saved_model_probabilities(handle, inputs, channels)
         elif runtime == "keras":
             from toolkit.data.images import load_image_files, resize_image
 
-            images = [load_image_files([item], channels)[0] if isinstance(item, (str, os.PathLike))
-                      else _as_image(item, channels) for item in inputs]
-            batch = np.stack([resize_image(image, size).numpy() for image in images])
-            probabilities = np.asarray(handle(batch, training=False))
+            images = [load_image_files([item], channels)[0] if _is_path(item) else _as_image(item, channels)
+                      for item in inputs]
+            batch = _batch(images, size, lambda image: resize_image(image, size).numpy())
+            probabilities = handle.predict_on_batch(batch)
         elif runtime == "onnx":
             from toolkit.data.image_io import read_image, resize_bilinear
 
-            images = [read_image(item, channels) if isinstance(item, (str, os.PathLike))
-                      else _as_image(item, channels) for item in inputs]
-            batch = np.stack([resize_bilinear(image, size) for image in images])
+            images = [read_image(item, channels) if _is_path(item) else _as_image(item, channels) for item in inputs]
+            batch = _batch(images, size, lambda image: resize_bilinear(image, size))
             probabilities = handle.run(None, {handle.get_inputs()[0].name: batch})[0]
         else:
             raise ValueError(f"unknown runtime {runtime}")
@@ -352,6 +351,18 @@ class ImageClassificationTask(Task):
     def format_prediction(cls, result):
         ranked = ", ".join(f"{item['label']} {item['probability']:.3f}" for item in result["top_k"])
         return f"{result['input']}: {ranked}"
+
+
+def _is_path(item):
+    return isinstance(item, (str, os.PathLike))
+
+
+def _batch(images, size, resize):
+    """Stacks uint8 images into one float32 batch, resizing only those that need it."""
+    batch = np.empty((len(images), size[0], size[1], images[0].shape[-1]), np.float32)
+    for index, image in enumerate(images):
+        batch[index] = image if image.shape[:2] == tuple(size) else resize(image)
+    return batch
 
 
 def _as_image(item, channels):
@@ -370,7 +381,7 @@ def _saved_model_probabilities(loaded, inputs, channels):
 
     from toolkit.data.images import load_image_files
 
-    if all(isinstance(item, (str, os.PathLike)) for item in inputs):
+    if all(_is_path(item) for item in inputs):
         load_image_files(inputs, channels)  # one clear error per unreadable file, before serving
         encoded = []
         for path in inputs:
@@ -378,20 +389,22 @@ def _saved_model_probabilities(loaded, inputs, channels):
                 encoded.append(f.read())
         outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))
         return outputs["probabilities"].numpy()
-    rows = []
-    for item in inputs:
-        image = load_image_files([item], channels)[0] if isinstance(item, (str, os.PathLike)) else _as_image(item, channels)
-        rows.append(loaded.signatures["serve_image"](images=tf.constant(image[None]))["probabilities"].numpy())
-    return np.concatenate(rows)
+    images = [load_image_files([item], channels)[0] if _is_path(item) else _as_image(item, channels)
+              for item in inputs]
+    serve = loaded.signatures["serve_image"]
+    if len({image.shape for image in images}) == 1:  # one call for a batch of equal sizes
+        return serve(images=tf.constant(np.stack(images)))["probabilities"].numpy()
+    return np.concatenate([serve(images=tf.constant(image[None]))["probabilities"].numpy() for image in images])
 
 
 def postprocess(probabilities, class_names, top_k, inputs):
     """Turns probabilities into ranked label lists, one dict per input."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
+    probabilities = np.asarray(probabilities)
     top_k = max(1, min(top_k, len(class_names)))
+    candidates = np.argpartition(-probabilities, top_k - 1, axis=-1)[:, :top_k]
     results = []
-    for item, row in zip(inputs, probabilities):
-        order = np.argsort(-row, kind="stable")[:top_k]
+    for item, row, best in zip(inputs, probabilities, candidates):
+        order = best[np.argsort(-row[best], kind="stable")]
         results.append({
             "input": str(item),
             "top_k": [

@@ -1,0 +1,79 @@
+"""Trainer pieces: phases, freezing, schedules, and repeatability by seed."""
+
+import numpy as np
+import pytest
+
+from toolkit.config import load_recipe
+from toolkit.training.trainer import make_optimizer, plan_phases, set_trainable, trim_history
+
+from conftest import make_image_folder, write_recipe
+
+
+def recipe_with(tmp_path, **train):
+    path = write_recipe(tmp_path / "r.yaml", tmp_path / "data", tmp_path / "runs")
+    return load_recipe(path, overrides={"model.weights": "pretrained", **{f"train.{k}": v for k, v in train.items()}})
+
+
+def test_phases(tmp_path):
+    recipe = recipe_with(tmp_path, epochs=5, **{"fine_tune.frozen_epochs": 2, "fine_tune.unfreeze": 3,
+                                                 "fine_tune.learning_rate_factor": 0.5})
+    frozen, tune = plan_phases(recipe, pretrained=True)
+    assert (frozen.name, frozen.start, frozen.end, frozen.unfreeze) == ("frozen", 0, 2, "none")
+    assert (tune.name, tune.start, tune.end, tune.unfreeze) == ("fine_tune", 2, 5, 3)
+    assert tune.learning_rate == pytest.approx(recipe.train.optimizer.learning_rate * 0.5)
+    only = plan_phases(recipe_with(tmp_path, epochs=2, **{"fine_tune.frozen_epochs": 2}), pretrained=True)
+    assert [p.name for p in only] == ["frozen"]
+    assert [p.name for p in plan_phases(recipe_with(tmp_path, epochs=3), pretrained=True)] == ["train"]
+
+
+def test_unfreezing_keeps_pretrained_batchnorm_frozen():
+    import keras
+
+    from toolkit.backbones.build import build_backbone
+
+    backbone = build_backbone("resnet_tiny", "none", (32, 32, 3)).model
+    set_trainable(backbone, "none", pretrained=True)
+    assert not backbone.trainable_weights
+    set_trainable(backbone, 6, pretrained=True)
+    trainable = [layer.name for layer in backbone.layers if layer.trainable and layer.weights]
+    assert trainable == ["stage4_block1_conv2", "stage4_block1_proj"]  # top 6 layers, BatchNorm excluded
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
+    set_trainable(backbone, "all", pretrained=True)
+    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and not any(layer.trainable for layer in norms)
+    set_trainable(backbone, "all", pretrained=False)  # from scratch: BatchNorm trains
+    assert all(layer.trainable for layer in norms)
+
+
+def test_schedule_warmup_then_cosine(tmp_path):
+    recipe = recipe_with(tmp_path, **{"schedule.warmup_epochs": 1, "optimizer.learning_rate": 0.1})
+    optimizer = make_optimizer(recipe.train.optimizer, recipe.train.schedule, 0.1, {"per_epoch": 10, "total": 50})
+    optimizer.build([])
+    values = []
+    for step in (0, 5, 10, 30, 50):
+        optimizer.iterations.assign(step)
+        values.append(float(optimizer.learning_rate))
+    assert values[0] == pytest.approx(0.0) and values[1] == pytest.approx(0.05)
+    assert values[2] == pytest.approx(0.1) and values[3] < 0.1 and values[4] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_trim_history_drops_epochs_to_redo(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n")
+    trim_history(str(path), 2)
+    assert path.read_text().splitlines() == ["epoch,loss", "0,1.0", "1,0.9"]
+
+
+@pytest.mark.slow
+def test_same_seed_same_run(tmp_path):
+    from toolkit import api
+
+    data = make_image_folder(tmp_path / "images", per_class=8)
+    path = write_recipe(tmp_path / "seeded.yaml", data, tmp_path / "runs", export={"formats": []})
+    first = api.train(path, log=lambda message: None)
+    second = api.train(path, log=lambda message: None)
+    assert first.path != second.path  # a second run never overwrites the first
+    a, b = first.metrics()["test"], second.metrics()["test"]
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["confusion_matrix"] == b["confusion_matrix"]
+    history = [np.genfromtxt(run.file("history.csv"), delimiter=",", names=True) for run in (first, second)]
+    np.testing.assert_allclose(history[0]["loss"], history[1]["loss"], rtol=1e-5)
