@@ -31,8 +31,14 @@ data:
 		echo "note: $(DEBIAN_DATA) is not installed (sudo apt-get install $(DEBIAN_DATA)); the fashion_mnist source will try keras.datasets"; \
 	fi
 
+# Train/evaluate/export/verify the recipe, then predict three held-out test images
+# with the exported ONNX model (ONNX Runtime only, no TensorFlow).
 demo: setup
 	$(VENV)/bin/toolkit train $(RECIPE)
+	@run=$$(ls -td saved_models/*/ | head -1); \
+	echo "\n$$ toolkit predict $${run}export/model.onnx $${run}export/samples/00[0-2].png"; \
+	$(VENV)/bin/toolkit predict $${run}export/model.onnx $${run}export/samples/000.png \
+		$${run}export/samples/001.png $${run}export/samples/002.png
 
 test: setup
 	$(PY) -m pytest -q

@@ -73,14 +73,22 @@ def bench_training(limit, epochs, repeats):
 
 
 def timeit(function, repeats, warmup=3):
+    """Median wall time of `function` in milliseconds."""
+    return timeit_pair(function, function, repeats, warmup)[0]
+
+
+def timeit_pair(first, second, repeats, warmup=5):
+    """Median milliseconds of two functions, called alternately (same conditions for both)."""
     for _ in range(warmup):
-        function()
-    times = []
+        first()
+        second()
+    times = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 3)
+        for function, bucket in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            function()
+            bucket.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times[0]), 3), round(statistics.median(times[1]), 3)
 
 
 def bench_inference(repeats):
@@ -129,9 +137,8 @@ def bench_inference(repeats):
         }
         row = {}
         for runtime in ("keras", "saved_model", "onnx"):
-            bare_ms = timeit(bare[runtime], repeats)
             listed = list(images)
-            toolkit_ms = timeit(lambda: wrappers[runtime].predict(listed, 5), repeats)
+            bare_ms, toolkit_ms = timeit_pair(bare[runtime], lambda: wrappers[runtime].predict(listed, 5), repeats)
             row[runtime] = {"bare_ms": bare_ms, "toolkit_ms": toolkit_ms,
                             "overhead": round(toolkit_ms / bare_ms - 1, 3)}
         row["keras"]["model_predict_ms"] = timeit(lambda: model.predict(floats, verbose=0), repeats)

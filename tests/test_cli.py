@@ -152,3 +152,25 @@ def test_predict_rejects_a_non_image_in_one_line(trained_run, tmp_path):
         result = run_cli("predict", model, str(bogus), env=trained_run["env"])
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and "not a readable image" in result.stderr
+
+
+@pytest.mark.slow
+def test_fine_tune_from_an_earlier_run(trained_run, tmp_path):
+    from conftest import write_recipe
+
+    recipe = write_recipe(
+        tmp_path / "transfer.yaml", trained_run["data"], tmp_path / "runs",
+        model={"backbone": "run:" + trained_run["run_dir"], "weights": "pretrained"},
+        train={"epochs": 3, "fine_tune": {"frozen_epochs": 1, "unfreeze": 4, "learning_rate_factor": 0.1}},
+        export={"formats": ["onnx"]},
+    )
+    result = run_cli("train", recipe, env=trained_run["env"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "phase frozen: epochs 1-1" in result.stdout and "phase fine_tune: epochs 2-3" in result.stdout
+    run_dir = os.path.join(str(tmp_path / "runs"), "transfer")
+    with open(os.path.join(run_dir, "state.json")) as f:
+        assert json.load(f)["completed_phases"] == ["frozen", "fine_tune"]
+    card = open(os.path.join(run_dir, "MODEL_CARD.md")).read()
+    assert "run " + trained_run["run_dir"] in card
+    with open(os.path.join(run_dir, "export", "verify.json")) as f:
+        assert json.load(f)["passed"]

@@ -150,3 +150,8 @@ def test_relative_paths_become_absolute(tmp_path, monkeypatch):
     assert recipe.data.path == str(tmp_path / "data")
     assert recipe.model.weights == "file:" + str(tmp_path / "w.weights.h5")
     assert recipe.output.dir == str(tmp_path / "runs")
+
+
+def test_image_size_below_backbone_minimum(recipe_file):
+    message = error_of(recipe_file, ["model.backbone=mobilenet_v3_small", "data.image_size=24"])
+    assert "needs images of at least 32x32" in message and "24x24" in message

@@ -15,7 +15,7 @@ import platform
 import time
 
 from toolkit.config import load_recipe
-from toolkit.errors import RunError, TrainingInterrupted
+from toolkit.errors import RunError, ToolkitError, TrainingInterrupted
 from toolkit.runs import Run, save_model
 
 
@@ -73,6 +73,12 @@ def train(recipe, overrides=None, resume=None, log=print):
     except KeyboardInterrupt:
         run.update_state(status="interrupted")
         raise TrainingInterrupted(run.path)
+    except ToolkitError:
+        if not resume and "epoch" not in run.state():  # nothing trained yet: leave no empty run behind
+            import shutil
+
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
     model = float32_model(task, model)
     metadata = task.model_metadata()
     save_model(model, run.model_path, metadata)
