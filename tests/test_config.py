@@ -25,6 +25,23 @@ def error_of(path, overrides=None):
     return message
 
 
+@pytest.mark.parametrize("path", sorted(
+    os.path.join(root, name)
+    for root, _, names in os.walk(os.path.join(REPO, "recipes")) for name in names if name.endswith(".yaml")
+))
+def test_every_shipped_recipe_is_valid(path):
+    recipe = load_recipe(path)
+    assert recipe.description
+
+
+def test_readme_recipe_example_is_valid(tmp_path):
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    assert load_recipe(str(path)).model.backbone == "mobilenet_v3_small"
+
+
 def test_shipped_recipe_loads_with_defaults():
     recipe = load_recipe(FASHION)
     assert recipe.task == "image_classification"

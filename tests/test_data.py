@@ -157,3 +157,13 @@ def test_numpy_resize_matches_tensorflow():
         image = rng.randint(0, 256, shape).astype(np.uint8)
         expected = tf.image.resize(image, size).numpy()
         np.testing.assert_allclose(resize_bilinear(image, size), expected, atol=1e-3)
+
+
+def test_tfds_download_offline_fails_fast(tmp_path, monkeypatch):
+    import toolkit.data.sources as sources
+
+    monkeypatch.setattr(sources, "_can_resolve", lambda host, timeout=5.0: False)
+    recipe = recipe_for(tmp_path, tmp_path, source="tfds", tfds_name="tf_flowers", download=True,
+                        tfds_data_dir=str(tmp_path / "tfds"))
+    with pytest.raises(DataError, match="this machine is offline"):
+        SOURCES.get("tfds")(recipe.data, 0)

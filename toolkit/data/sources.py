@@ -292,6 +292,11 @@ def load_tfds(config, seed):
                 f"TFDS dataset {name} is not prepared in {builder.data_dir} and data.download is false; "
                 f"prepare it with: tfds build {name}"
             )
+        if not _can_resolve("storage.googleapis.com"):  # TFDS would retry for minutes
+            raise DataError(
+                f"TFDS dataset {name} is not on disk in {builder.data_dir} and this machine is offline; run "
+                f"`tfds build {name}` on a connected machine and copy ~/tensorflow_datasets, or use data.source: folder"
+            )
         try:
             builder.download_and_prepare()
         except Exception as error:  # noqa: BLE001
@@ -334,6 +339,26 @@ def load_tfds(config, seed):
         splits[split] = Split(dataset=dataset, count=count)
     provenance = f"TFDS {info.full_name} ({info.homepage or 'tensorflow.org/datasets'})"
     return LabelledData(finish_splits(splits, config, seed), class_names, provenance)
+
+
+def _can_resolve(host, timeout=5.0):
+    """True when `host` resolves within `timeout` seconds (a cheap online check)."""
+    import socket
+    import threading
+
+    result = []
+
+    def resolve():
+        try:
+            socket.getaddrinfo(host, 443)
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=resolve, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
 
 
 def _tfds_prepared(builder):
