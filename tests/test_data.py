@@ -126,8 +126,12 @@ def test_fashion_mnist_offline_without_files_is_one_clear_line(tmp_path):
         SOURCES.get("fashion_mnist")(recipe.data, 0)
 
 
-def test_tfds_source_with_mocked_dataset(tmp_path):
+def test_tfds_source_with_mocked_dataset(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
+
+    import toolkit.data.sources as sources
+
+    monkeypatch.setattr(sources, "_can_resolve", lambda host, timeout=5.0: True)  # mock_data plays the download
 
     recipe = recipe_for(tmp_path, tmp_path, source="tfds", tfds_name="tf_flowers", limit={"train": 12, "test": 6},
                         tfds_data_dir=str(tmp_path / "tfds"))
