@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from toolkit.config import load_recipe
-from toolkit.data.sources import SOURCES, read_idx, split_indices
+from toolkit.data.sources import CLASSIFICATION_SOURCES as SOURCES
+from toolkit.data.sources import read_idx, split_indices
 from toolkit.errors import DataError
 from toolkit.tasks import make_task
 

@@ -99,7 +99,7 @@ def train(recipe, overrides=None, resume=None, log=print):
     from toolkit.atomic import write_json
 
     write_json(run.file("metrics.json"), metrics)
-    _plots(task, run, test_metrics, state)
+    _plots(task, run, model, test_metrics, state)
     if recipe.export.formats:
         from toolkit.export import export_run
 
@@ -117,12 +117,12 @@ def train(recipe, overrides=None, resume=None, log=print):
     return run
 
 
-def _plots(task, run, test_metrics, state):
+def _plots(task, run, model, test_metrics, state):
     from toolkit.plots import plot_history
 
     boundaries = [p["start"] for p in state.get("phases", [])[1:]]
     plot_history(run.file("history.csv"), run.file("training_curves.png"), boundaries)
-    task.plot(test_metrics, run.path)
+    task.plot(model, test_metrics, run.path)
 
 
 def _card(run, recipe, metadata, metrics):
@@ -190,6 +190,6 @@ def load(path):
     return load_model(path)
 
 
-def predict(model_path, inputs, top_k=None):
+def predict(model_path, inputs, top_k=None, output_dir=None):
     """Loads a model and predicts for `inputs`; returns one dict per input."""
-    return load(model_path).predict(inputs, top_k)
+    return load(model_path).predict(inputs, top_k=top_k, output_dir=output_dir)

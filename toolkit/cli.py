@@ -81,6 +81,8 @@ def _parser():
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument("inputs", metavar="FILES", nargs="+", help="input files (images)")
     predict.add_argument("--top-k", type=int, default=None, help="answers per input (default: the model's)")
+    predict.add_argument("--output-dir", default="predictions",
+                         help="where segmentation masks, overlays and class areas are written (default: ./predictions)")
     predict.add_argument("--json", action="store_true", help="machine-readable JSON output")
 
     export = verbs.add_parser("export", help="export a run (SavedModel, ONNX) and verify it",
@@ -183,11 +185,10 @@ def _summary(run):
         "",
         "Test metrics",
     ]
-    test = metrics.get("test", {})
-    for key in ("accuracy", "top5_accuracy", "macro_f1", "loss", "examples"):
-        if key in test:
-            value = test[key]
-            lines.append(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
+    from toolkit.tasks import task_class
+
+    for key, value in task_class(metrics["task"]).summary_metrics(metrics.get("test", {})).items():
+        lines.append(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     verify_path = os.path.join(run.export_dir, "verify.json")
     if os.path.isfile(verify_path):
         with open(verify_path, encoding="utf-8") as f:
@@ -205,13 +206,13 @@ def _summary(run):
 def _verify_table(report):
     lines = [
         f"Export parity ({report['samples']} held-out test samples, output scale {report['output_scale']:.3g}, "
-        f"tolerance {report['tolerance']:.1g})",
-        f"  {'format':<12} {'endpoint':<16} {'max|diff|':>10} {'top-1 agree':>12}  status",
+        f"tolerance {report['tolerance']:.1g}; agreement = {report['agreement_unit']})",
+        f"  {'format':<12} {'endpoint':<16} {'max|diff|':>10} {'agreement':>12}  status",
     ]
     for name, entry in report["formats"].items():
         for endpoint, figures in entry["endpoints"].items():
             lines.append(
-                f"  {name:<12} {endpoint:<16} {figures['max_abs_diff']:>10.2e} {figures['top1_agreement']:>12.1%}  "
+                f"  {name:<12} {endpoint:<16} {figures['max_abs_diff']:>10.2e} {figures['agreement']:>12.2%}  "
                 f"{'ok' if figures['passed'] else 'FAILED'}"
             )
     return "\n".join(lines)
@@ -249,7 +250,7 @@ def _cmd_predict(args):
     from toolkit.predict import load
 
     model = load(args.model)
-    results = model.predict(args.inputs, args.top_k)
+    results = model.predict(args.inputs, top_k=args.top_k, output_dir=args.output_dir)
     if args.json:
         print(json.dumps({"model": os.path.abspath(args.model), "runtime": model.runtime, "predictions": results},
                          indent=2))
@@ -332,10 +333,11 @@ def _cmd_list(args):
             options = ", ".join(f"{k}={v.default}" for k, v in spec.options.model_fields.items()) or "-"
             print(f"{name:<12} {spec.artifact:<12} options: {options:<10} {spec.description}")
     elif args.what == "sources":
-        from toolkit.data.sources import SOURCES
+        from toolkit.tasks import TASKS
 
-        for name, function in SOURCES.items():
-            print(f"{name:<16} {' '.join((function.__doc__ or '').split())}")
+        for task, cls in TASKS.items():
+            for name, function in cls.sources.items():
+                print(f"{task:<22} {name:<16} {' '.join((function.__doc__ or '').split())}")
 
 
 def _cmd_weights(args):

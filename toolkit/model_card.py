@@ -6,13 +6,13 @@ import datetime
 from toolkit.atomic import write_text
 
 
-def _table(header, rows):
+def table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _number(value):
+def number(value):
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
@@ -30,7 +30,7 @@ def write_model_card(run, recipe, metadata, metrics, verify_report):
         "",
         "## Model",
         "",
-        _table(["", ""], [
+        table(["", ""], [
             ["task", recipe.task],
             ["backbone", f"`{backbone.get('reference')}`"],
             ["backbone weights", backbone.get("weights_source", "n/a")],
@@ -45,7 +45,7 @@ def write_model_card(run, recipe, metadata, metrics, verify_report):
         "",
         f"Source: {metadata.get('data_provenance', 'unknown')}.",
         "",
-        _table(["split", "examples", "skipped (unreadable)"], [
+        table(["split", "examples", "skipped (unreadable)"], [
             [split, entry.get("examples"), entry.get("skipped", 0)] for split, entry in data_report.items()
         ]),
         "",
@@ -59,29 +59,22 @@ def write_model_card(run, recipe, metadata, metrics, verify_report):
         "",
         "## Test metrics",
         "",
-        _table(["metric", "value"], [[k, _number(v)] for k, v in headline.items()]),
+        table(["metric", "value"], [[k, number(v)] for k, v in headline.items()]),
         "",
     ]
-    per_class = metrics.get("test", {}).get("per_class")
-    if per_class:
-        lines += [
-            "Per class:",
-            "",
-            _table(["class", "precision", "recall", "F1", "support"], [
-                [name, _number(v["precision"]), _number(v["recall"]), _number(v["f1"]), v["support"]]
-                for name, v in per_class.items()
-            ]),
-            "",
-        ]
+    from toolkit.tasks import task_class
+
+    cls = task_class(recipe.task)
+    lines += cls.card_metrics(metrics.get("test", {}))
     lines += ["## Export parity", ""]
     if verify_report:
         lines += [
             f"Each export was reloaded in its own runtime and compared with the Keras model on "
             f"{verify_report['samples']} held-out test samples (output scale {verify_report['output_scale']:.3g}, "
-            f"tolerance {verify_report['tolerance']:.1g}).",
+            f"tolerance {verify_report['tolerance']:.1g}; agreement = {verify_report['agreement_unit']}).",
             "",
-            _table(["format", "endpoint", "max abs diff", "top-1 agreement", "size", "status"], [
-                [name, endpoint, f"{figures['max_abs_diff']:.2e}", f"{figures['top1_agreement']:.1%}",
+            table(["format", "endpoint", "max abs diff", "agreement", "size", "status"], [
+                [name, endpoint, f"{figures['max_abs_diff']:.2e}", f"{figures['agreement']:.2%}",
                  f"{entry['size_bytes'] / 1e6:.1f} MB", "ok" if figures["passed"] else "FAILED"]
                 for name, entry in verify_report["formats"].items()
                 for endpoint, figures in entry["endpoints"].items()
@@ -93,13 +86,7 @@ def write_model_card(run, recipe, metadata, metrics, verify_report):
     lines += [
         "## Intended use and limitations",
         "",
-        f"- Intended for classifying images like those of the training data ({metadata.get('data_provenance', '')}) "
-        f"into the {len(metadata.get('class_names', []))} classes above. It always answers with one of these "
-        "classes, also for images of anything else; use the probabilities to reject unsure answers.",
-        "- Accuracy is measured on the test split named above; images from another source (camera, lighting, "
-        "framing, resolution) can score much lower. Check the per-class table: errors concentrate on similar classes.",
-        "- Inputs are resized to " + "x".join(str(s) for s in metadata.get("image_size", [])) +
-        " without keeping the aspect ratio, as in training.",
+        *cls.card_limitations(metadata),
         "- Not evaluated for fairness, robustness to adversarial inputs, or safety-critical use.",
         "",
         "## Use",

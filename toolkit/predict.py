@@ -40,21 +40,23 @@ class LoadedModel:
 
         return task_class(self.metadata["task"])
 
-    def predict(self, inputs, top_k=None):
-        """Predicts for a list of inputs (image paths for image tasks).
+    def predict(self, inputs, top_k=None, output_dir=None):
+        """Predicts for a list of inputs (image paths or uint8 arrays for image tasks).
 
         Args:
             inputs: list. Inputs as the task takes them.
-            top_k: int or None. Ranked answers per input (default: the
-                model's top_k).
+            top_k: int or None. Ranked answers per input (classification;
+                default: the model's top_k).
+            output_dir: str or None. Where tasks that write files (masks for
+                segmentation) put them (default: ./predictions).
 
         Returns:
             A list with one result dict per input.
         """
         if not inputs:
             raise ModelFileError("predict: give at least one input")
-        top_k = top_k or self.metadata.get("top_k", 5)
-        return self.task_class.predict(self.runtime, self.handle, self.metadata, list(inputs), top_k)
+        return self.task_class.predict(self.runtime, self.handle, self.metadata, list(inputs), top_k=top_k,
+                                       output_dir=output_dir)
 
     def describe(self):
         return f"{self.metadata['task']} model ({self.runtime}) from {self.path}"

@@ -128,9 +128,55 @@ def build_backbone(reference, weights, input_shape):
     else:
         backbone = _build_registry(BACKBONES.get(reference), weights, input_shape)
     backbone.reference = reference
+    backbone.model = _at_input_size(backbone.model, input_shape)
     if not backbone.feature_layers:
         backbone.feature_layers = find_feature_layers(backbone.model, input_shape)
     return backbone
+
+
+def _at_input_size(model, input_shape):
+    """Rebuilds a fixed-size functional backbone for another input size (same weights)."""
+    import keras
+
+    shape = model.input_shape
+    if not isinstance(shape, tuple) or shape[1] is None or tuple(shape[1:3]) == tuple(input_shape[:2]):
+        return model
+    if shape[-1] != input_shape[-1]:
+        raise BackboneError(
+            f"backbone {model.name} takes {shape[-1]}-channel images, the recipe gives {input_shape[-1]}; "
+            "set data.channels to match"
+        )
+    clone = keras.models.clone_model(model, input_tensors=keras.Input(tuple(input_shape), name="pixels"))
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def feature_extractor(backbone, input_shape, strides=FEATURE_STRIDES, extra_strides=(2,)):
+    """A model from the backbone input to its feature maps, in ascending stride.
+
+    Args:
+        backbone: Backbone. Built at `input_shape`.
+        input_shape: (int, int, int). The backbone input shape.
+        strides: tuple of int. Registry feature strides to take.
+        extra_strides: tuple of int. More strides found by the stride rule
+            when the backbone has them (stride 2 sharpens U-Net edges).
+
+    Returns:
+        (keras.Model with one output per stride, list of strides).
+    """
+    import keras
+
+    layers = {k: v for k, v in backbone.feature_layers.items() if k in strides}
+    found = find_feature_layers(backbone.model, input_shape, strides=tuple(extra_strides))
+    for stride, name in found.items():
+        if stride not in layers and stride < min(layers or [stride + 1]):
+            layers[stride] = name
+    if not layers:
+        raise BackboneError(f"backbone {backbone.reference}: no feature layers at strides {strides}")
+    ordered = sorted(layers)
+    model = backbone.model
+    outputs = [model.get_layer(layers[stride]).output for stride in ordered]
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features"), ordered
 
 
 def _check_size(spec, input_shape):
@@ -299,10 +345,14 @@ def _build_run(run_dir, weights):
 
 
 def _backbone_from_model(model, metadata, source, weights):
+    import keras
+
     try:
         inner = model.get_layer(metadata["layer"])
     except ValueError:
         raise RunError(f"{source}: backbone layer {metadata['layer']!r} not found in the model")
+    if len(inner.outputs) > 1:  # a segmentation run keeps a feature extractor: its backbone ends at the deepest
+        inner = keras.Model(inner.inputs, inner.outputs[-1], name=metadata.get("backbone_name", inner.name))
     backbone = Backbone(
         inner, source, scale=metadata["scale"], offset=metadata["offset"], channels=metadata["channels"],
         min_input_size=metadata["min_input_size"],
@@ -323,8 +373,8 @@ def _maybe_reset(backbone, weights):
     return backbone
 
 
-def find_feature_layers(model, input_shape):
-    """Returns {stride: layer name} for the last layer at each of strides 4/8/16/32.
+def find_feature_layers(model, input_shape, strides=FEATURE_STRIDES):
+    """Returns {stride: layer name} for the last layer at each of `strides` (default 4/8/16/32).
 
     A layer counts at stride s when its 4-D output has spatial size
     ceil(input / s); padding layers and squeeze-and-excitation branches (1x1)
@@ -343,7 +393,7 @@ def find_feature_layers(model, input_shape):
             continue
         if len(shape) != 4 or not shape[1]:
             continue
-        for stride in FEATURE_STRIDES:
+        for stride in strides:
             if shape[1] == -(-height // stride) and height // stride >= 1 and (stride == 1 or shape[1] != height):
                 found[stride] = layer.name
-    return {stride: found[stride] for stride in FEATURE_STRIDES if stride in found}
+    return {stride: found[stride] for stride in strides if stride in found}

@@ -59,7 +59,7 @@ class DataConfig(StrictModel):
     """Where the data comes from and how it is split; shared by all tasks."""
 
     source: str = Field(
-        "folder", description="data source: folder, tfds or a named dataset (toolkit list sources)"
+        "folder", description="data source of the task: folder, tfds or a named dataset (toolkit list sources)"
     )
     path: Optional[str] = Field(None, description="directory or file the source reads")
     tfds_name: Optional[str] = Field(None, description="TFDS dataset name, for source: tfds")
@@ -77,18 +77,6 @@ class DataConfig(StrictModel):
     limit: SampleLimits = Field(default_factory=SampleLimits, description="per-split example caps")
     cache: bool = Field(True, description="cache decoded examples in memory after the first epoch")
     shuffle_buffer: PositiveInt = Field(10000, description="shuffle buffer size (examples)")
-
-    @field_validator("source")
-    @classmethod
-    def _check_source(cls, value):
-        from toolkit.data.sources import SOURCES
-        from toolkit.errors import ToolkitError
-
-        try:
-            SOURCES.get(value)
-        except ToolkitError as error:
-            raise ValueError(str(error))
-        return value
 
 
 def _square(value):
@@ -241,8 +229,9 @@ class ExportConfig(StrictModel):
     parity_tolerance: PositiveFloat = Field(
         1e-4, description="max abs difference of outputs allowed between an export and the Keras model"
     )
-    min_top1_agreement: float = Field(
-        1.0, ge=0.0, le=1.0, description="share of verification samples whose top-1 must agree"
+    min_agreement: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="share of verification decisions that must agree (top-1 per image; argmax per pixel)",
     )
     verify_samples: PositiveInt = Field(64, description="held-out test examples used for verification")
     top_k: PositiveInt = Field(5, description="top-k classes returned by the serving signature")
@@ -277,3 +266,19 @@ class Recipe(StrictModel):
         if value is not None and (not value or "/" in value or value.startswith(".")):
             raise ValueError(f"a run name must be a plain directory name; got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _check_source(self):
+        from toolkit.registry import did_you_mean
+        from toolkit.tasks import TASKS
+
+        data = getattr(self, "data", None)
+        if data is None or self.task not in TASKS:
+            return self
+        sources = TASKS.get(self.task).sources
+        if data.source not in sources:
+            raise ValueError(
+                f"data.source: unknown {self.task} data source {data.source!r}"
+                f"{did_you_mean(data.source, sources.names())} (sources: {', '.join(sources.names())})"
+            )
+        return self

@@ -7,8 +7,8 @@ Nothing here imports TensorFlow at module level.
 
 Example:
 
->>> from toolkit.data.sources import SOURCES
->>> "folder" in SOURCES and "fashion_mnist" in SOURCES
+>>> from toolkit.data.sources import CLASSIFICATION_SOURCES
+>>> "folder" in CLASSIFICATION_SOURCES and "fashion_mnist" in CLASSIFICATION_SOURCES
 True
 """
 
@@ -22,18 +22,18 @@ import numpy as np
 from toolkit.errors import DataError
 from toolkit.registry import Registry
 
-SOURCES = Registry("data source", DataError)
+CLASSIFICATION_SOURCES = Registry("image classification data source", DataError)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass
 class Split:
-    """One split of a labelled image dataset.
+    """One split of a dataset.
 
     Exactly one of `images` (uint8 array N x H x W x C), `paths` (list of
-    image files) or `dataset` (an unbatched tf.data.Dataset of (uint8 image,
-    int label)) is set.
+    image files) or `dataset` (an unbatched tf.data.Dataset) is set. Targets
+    are `labels` (classification) or `masks` / `mask_paths` (segmentation).
     """
 
     labels: Optional[np.ndarray] = None
@@ -41,28 +41,31 @@ class Split:
     paths: Optional[list] = None
     dataset: object = None
     count: Optional[int] = None
+    masks: Optional[np.ndarray] = None
+    mask_paths: Optional[list] = None
 
     def __len__(self):
         if self.count is not None:
             return self.count
-        if self.labels is None:
-            raise TypeError("the size of this split is known only after reading it")
-        return len(self.labels)
+        for items in (self.labels, self.images, self.paths):
+            if items is not None:
+                return len(items)
+        raise TypeError("the size of this split is known only after reading it")
 
     def is_empty(self):
         """True when the split is known to have no examples."""
-        if self.count is not None:
-            return self.count == 0
-        return self.labels is not None and len(self.labels) == 0
+        try:
+            return len(self) == 0
+        except TypeError:
+            return False
 
     def take(self, indices):
         """Returns the split restricted to `indices` (arrays and files only)."""
         indices = np.asarray(indices, dtype=np.int64)
-        return Split(
-            labels=self.labels[indices],
-            images=None if self.images is None else self.images[indices],
-            paths=None if self.paths is None else [self.paths[i] for i in indices],
-        )
+        pick = lambda items: None if items is None else (  # noqa: E731
+            items[indices] if isinstance(items, np.ndarray) else [items[i] for i in indices])
+        return Split(labels=pick(self.labels), images=pick(self.images), paths=pick(self.paths),
+                     masks=pick(self.masks), mask_paths=pick(self.mask_paths))
 
 
 @dataclasses.dataclass
@@ -97,15 +100,20 @@ def split_indices(labels, fraction, seed):
     return kept, held
 
 
+def _strata(split):
+    """Labels to stratify by (classification), or one stratum."""
+    return split.labels if split.labels is not None else np.zeros(len(split), np.int64)
+
+
 def finish_splits(splits, config, seed):
     """Fills missing validation/test splits by seeded stratified splits, then applies limits."""
     if "test" not in splits:
         if config.test_fraction <= 0:
             raise DataError(f"data: source {config.source!r} has no test split; set data.test_fraction > 0")
-        kept, held = split_indices(splits["train"].labels, config.test_fraction, seed)
+        kept, held = split_indices(_strata(splits["train"]), config.test_fraction, seed)
         splits["train"], splits["test"] = splits["train"].take(kept), splits["train"].take(held)
     if "validation" not in splits and config.validation_fraction > 0:
-        kept, held = split_indices(splits["train"].labels, config.validation_fraction, seed + 1)
+        kept, held = split_indices(_strata(splits["train"]), config.validation_fraction, seed + 1)
         splits["train"], splits["validation"] = splits["train"].take(kept), splits["train"].take(held)
     for name, split in list(splits.items()):
         limit = getattr(config.limit, name, None)
@@ -169,7 +177,7 @@ def _read_class_folders(directory, class_names=None):
     return Split(labels=np.asarray(labels, dtype=np.int64), paths=paths), class_names
 
 
-@SOURCES.register("folder")
+@CLASSIFICATION_SOURCES.register("folder")
 def load_folder(config, seed):
     """Class-per-subfolder images: `path/<class>/*.jpg`, or with split folders
     `path/train/<class>/...`, `path/test/<class>/...` and optionally
@@ -230,7 +238,7 @@ def _find(directory, stem):
     return None
 
 
-@SOURCES.register("fashion_mnist")
+@CLASSIFICATION_SOURCES.register("fashion_mnist")
 def load_fashion_mnist(config, seed):
     """Fashion-MNIST (60k train / 10k test, 28x28 gray, 10 classes) from the
     Debian package `dataset-fashion-mnist` (or `data.path` with the
@@ -273,15 +281,10 @@ def load_fashion_mnist(config, seed):
 # -------------------------------------------------------------------------- TFDS
 
 
-@SOURCES.register("tfds")
-def load_tfds(config, seed):
-    """A TensorFlow Datasets image classification dataset (`data.tfds_name`),
-    read from `data.tfds_data_dir` or downloaded when `data.download`."""
+def prepare_tfds(name, config):
+    """Returns (builder, info) of a TFDS dataset, prepared on disk (downloading when allowed)."""
     import tensorflow_datasets as tfds
 
-    name = config.tfds_name
-    if not name:
-        raise DataError("data.tfds_name: required for data.source: tfds (e.g. tf_flowers)")
     try:
         builder = tfds.builder(name, data_dir=config.tfds_data_dir)
     except Exception as error:  # noqa: BLE001 - tfds raises DatasetNotFoundError and others
@@ -305,38 +308,55 @@ def load_tfds(config, seed):
                 f"run `tfds build {name}` on a connected machine and copy ~/tensorflow_datasets, "
                 "or use data.source: folder"
             )
-    info = builder.info
-    label_feature = info.features["label"]
-    class_names = list(label_feature.names)
+    return builder, builder.info
+
+
+def tfds_split_names(info, config):
+    """Maps train/validation/test to TFDS split specs, slicing train where a split is missing."""
     # Without stored metadata (e.g. tfds.testing.mock_data) assume a train split.
     available = set(info.splits.keys()) or {"train"}
     if "train" not in available:
-        raise DataError(f"TFDS dataset {name} has no 'train' split (it has {', '.join(sorted(available))})")
-    split_names = {"train": "train"}
+        raise DataError(f"TFDS dataset {info.name} has no 'train' split (it has {', '.join(sorted(available))})")
+    names = {"train": "train"}
     if "test" in available:
-        split_names["test"] = "test"
+        names["test"] = "test"
     else:
         cut = int(round(100 * (1 - config.test_fraction)))
-        split_names["train"], split_names["test"] = f"train[:{cut}%]", f"train[{cut}%:]"
+        names["train"], names["test"] = f"train[:{cut}%]", f"train[{cut}%:]"
     if "validation" in available:
-        split_names["validation"] = "validation"
+        names["validation"] = "validation"
     elif config.validation_fraction > 0:
-        base = split_names["train"]
+        base = names["train"]
         cut = int(round(100 * (1 - config.validation_fraction)))
         if base == "train":
-            split_names["train"], split_names["validation"] = f"train[:{cut}%]", f"train[{cut}%:]"
+            names["train"], names["validation"] = f"train[:{cut}%]", f"train[{cut}%:]"
         else:  # train[:80%] -> nested slicing by absolute percentages
             end = int(base[len("train[:"):-2])
             middle = end * cut // 100
-            split_names["train"], split_names["validation"] = f"train[:{middle}%]", f"train[{middle}%:{end}%]"
+            names["train"], names["validation"] = f"train[:{middle}%]", f"train[{middle}%:{end}%]"
+    return names
+
+
+def _tfds_count(info, spec):
+    try:
+        return int(info.splits[spec].num_examples)
+    except (KeyError, ValueError, TypeError):
+        return None  # counted when the pipeline first reads it
+
+
+@CLASSIFICATION_SOURCES.register("tfds")
+def load_tfds(config, seed):
+    """A TensorFlow Datasets image classification dataset (`data.tfds_name`),
+    read from `data.tfds_data_dir` or downloaded when `data.download`."""
+    name = config.tfds_name
+    if not name:
+        raise DataError("data.tfds_name: required for data.source: tfds (e.g. tf_flowers)")
+    builder, info = prepare_tfds(name, config)
+    class_names = list(info.features["label"].names)
     splits = {}
-    for split, spec in split_names.items():
+    for split, spec in tfds_split_names(info, config).items():
         dataset = builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
-        try:
-            count = int(info.splits[spec].num_examples)
-        except (KeyError, ValueError, TypeError):
-            count = None  # counted when the pipeline first reads it
-        splits[split] = Split(dataset=dataset, count=count)
+        splits[split] = Split(dataset=dataset, count=_tfds_count(info, spec))
     provenance = f"TFDS {info.full_name} ({info.homepage or 'tensorflow.org/datasets'})"
     return LabelledData(finish_splits(splits, config, seed), class_names, provenance)
 

@@ -27,8 +27,10 @@ class Task:
 
     name = None
     config_class = None
+    sources = None  # Registry of the task's data sources (`data.source`)
     input_kind = None
     default_monitor = "val_loss"
+    agreement_unit = "top-1 per sample"  # what verify's agreement counts
 
     def __init__(self, recipe):
         self.recipe = recipe
@@ -72,13 +74,24 @@ class Task:
         """Returns the task's metrics (a JSON-able dict) on a whole split."""
         raise NotImplementedError
 
-    def plot(self, metrics, run_dir):
+    def plot(self, model, metrics, run_dir):
         """Writes the task's plots (PNG) into `run_dir`; returns their names."""
         return []
 
-    def summary_metrics(self, metrics):
+    @classmethod
+    def summary_metrics(cls, metrics):
         """Returns the few headline metrics printed after training."""
         return {}
+
+    @classmethod
+    def card_metrics(cls, metrics):
+        """Returns Markdown lines for the model card's metrics section."""
+        return []
+
+    @classmethod
+    def card_limitations(cls, metadata):
+        """Returns Markdown bullet lines on intended use and limitations."""
+        return []
 
     # Serving and export -------------------------------------------------
     def serving_signatures(self, model):
@@ -103,23 +116,27 @@ class Task:
         raise NotImplementedError
 
     @classmethod
-    def reference_outputs(cls, model, samples, metadata):
-        """Returns the Keras model's outputs on raw samples (numpy)."""
+    def reference_key(cls, endpoint):
+        """Endpoints whose Keras reference is the same share a key (computed once)."""
+        return "model"
+
+    @classmethod
+    def reference_outputs(cls, model, samples, metadata, endpoint):
+        """Returns the Keras model's outputs on raw samples, comparable with `endpoint`.
+
+        An array, or a list with one array per sample; class scores on the
+        last axis.
+        """
         raise NotImplementedError
 
     @classmethod
     def export_outputs(cls, format_name, artifact, samples, metadata):
-        """Returns {endpoint: numpy outputs} of an export on raw samples."""
-        raise NotImplementedError
-
-    @staticmethod
-    def agreement(reference, outputs):
-        """Returns the share of samples whose decision agrees (e.g. top-1)."""
+        """Returns {endpoint: outputs} of an export on raw samples (as reference_outputs)."""
         raise NotImplementedError
 
     # Prediction ---------------------------------------------------------
     @classmethod
-    def predict(cls, runtime, handle, metadata, inputs, top_k):
+    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
         """Runs a loaded model on user inputs; returns a list of result dicts.
 
         Args:
@@ -127,8 +144,10 @@ class Task:
             handle: the loaded model (Keras model, loaded SavedModel or
                 onnxruntime session).
             metadata: dict. The model's toolkit metadata.
-            inputs: list. User inputs (file paths for images).
-            top_k: int. How many ranked answers to return.
+            inputs: list. User inputs (file paths or arrays for images).
+            top_k: int or None. How many ranked answers to return.
+            output_dir: str or None. Where tasks that write files (masks)
+                write them.
         """
         raise NotImplementedError
 

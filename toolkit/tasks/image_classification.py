@@ -25,8 +25,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from toolkit.config.schema import ClassifierModelConfig, ImageDataConfig, Recipe
-from toolkit.errors import DataError, RecipeError
-from toolkit.tasks.base import Task
+from toolkit.data.sources import CLASSIFICATION_SOURCES
+from toolkit.errors import DataError
+from toolkit.tasks.image import ImageTask, input_names, is_path, stack_batch
 
 
 class ImageClassificationRecipe(Recipe):
@@ -55,49 +56,18 @@ class ImageClassificationRecipe(Recipe):
         return self
 
 
-class ImageClassificationTask(Task):
+class ImageClassificationTask(ImageTask):
     """Image classification: data, model, metrics, serving and prediction."""
 
     name = "image_classification"
     config_class = ImageClassificationRecipe
-    input_kind = "image"
+    sources = CLASSIFICATION_SOURCES
     default_monitor = "val_accuracy"
 
-    def __init__(self, recipe):
-        super().__init__(recipe)
-        self._data = None
-        self._datasets = {}
-        self._reports = {}
-        self.backbone = None
-        self.metadata = None  # set when working on a trained model (export, evaluate)
-
-    # Data ---------------------------------------------------------------
-    @property
-    def data(self):
-        """The loaded `LabelledData` (splits, class names, provenance)."""
-        if self._data is None:
-            from toolkit.data.sources import SOURCES
-
-            self._data = SOURCES.get(self.recipe.data.source)(self.recipe.data, self.recipe.train.seed)
-            if self._data.splits["train"].is_empty():
-                raise DataError("data: the train split is empty")
-        return self._data
-
-    @property
-    def class_names(self):
-        if self.metadata is not None:
-            return list(self.metadata["class_names"])
-        return list(self.data.class_names)
-
-    def _unbatched(self, split):
+    def split_dataset(self, split):
         from toolkit.data.images import image_dataset
 
-        if split not in self._datasets:
-            if split not in self.data.splits:
-                return None
-            dataset, report = image_dataset(self.data.splits[split], self.recipe.data, self.recipe.data.on_error)
-            self._datasets[split], self._reports[split] = dataset, report
-        return self._datasets[split]
+        return image_dataset(split, self.recipe.data, self.recipe.data.on_error)
 
     def build_inputs(self, split, training=False):
         from toolkit.data.images import batched, build_augmenter
@@ -111,47 +81,14 @@ class ImageClassificationTask(Task):
             shuffle_buffer=self.recipe.data.shuffle_buffer, seed=self.recipe.train.seed, augmenter=augmenter,
         )
 
-    def data_report(self):
-        return {split: report.to_dict() for split, report in self._reports.items()}
-
-    def build_preprocessor(self):
-        from toolkit.data.images import adapt_channels, resize_image
-
-        size, channels = tuple(self.recipe.data.image_size), self.recipe.data.channels
-        return lambda images: resize_image(adapt_channels(images, channels), size)
-
     # Model --------------------------------------------------------------
     def build_model(self):
         import keras
 
-        from toolkit.backbones.build import build_backbone
-
-        data, config = self.recipe.data, self.recipe.model
-        height, width = data.image_size
-        channels = data.channels
-        from toolkit.backbones.registry import BACKBONES
-
-        wanted = channels
-        if config.backbone in BACKBONES:
-            wanted = BACKBONES.get(config.backbone).channels or channels
-        self.backbone = backbone = build_backbone(config.backbone, config.weights, (height, width, wanted))
-        backbone_channels = backbone.channels or channels
-        inputs = keras.Input((height, width, channels), name="image")
-        x = inputs
-        if channels == 1 and backbone_channels == 3:
-            x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
-        elif channels != backbone_channels:
-            raise RecipeError(
-                f"model.backbone {config.backbone} takes {backbone_channels}-channel images but data.channels is "
-                f"{channels}; set data.channels: {backbone_channels}"
-            )
-        if backbone.scale != 1.0 or backbone.offset != 0.0:
-            x = keras.layers.Rescaling(backbone.scale, backbone.offset, name="backbone_preprocessing")(x)
-        # A pretrained backbone keeps BatchNorm in inference mode, frozen or not
-        # (Keras transfer-learning guide); a randomly initialised one trains it.
-        features = backbone.model(x, training=False) if backbone.pretrained else backbone.model(x)
+        inputs, x = self.build_stem()
+        features = self.call_backbone(self.backbone.model, x)
         x = keras.layers.GlobalAveragePooling2D(name="pool")(features)
-        head = config.head
+        head = self.recipe.model.head
         for index, units in enumerate(head.hidden_units):
             if head.dropout:
                 x = keras.layers.Dropout(head.dropout, name=f"head_dropout_{index}")(x)
@@ -161,11 +98,8 @@ class ImageClassificationTask(Task):
         outputs = keras.layers.Dense(
             len(self.class_names), activation="softmax", dtype="float32", name="predictions"
         )(x)
+        self.backbone_layer_name = self.backbone.model.name
         return keras.Model(inputs, outputs, name=f"{self.recipe.name or 'image'}_classifier")
-
-    def backbone_layer(self, model):
-        name = self.backbone.model.name if self.backbone else self.metadata["backbone"]["layer"]
-        return model.get_layer(name)
 
     def build_losses(self):
         import keras
@@ -183,17 +117,9 @@ class ImageClassificationTask(Task):
     def model_metadata(self):
         if self.metadata is not None:
             return self.metadata
-        data = self.recipe.data
-        return {
-            "task": self.name,
-            "input": self.input_kind,
-            "class_names": self.class_names,
-            "image_size": list(data.image_size),
-            "channels": data.channels,
-            "top_k": min(self.recipe.export.top_k, len(self.class_names)),
-            "backbone": self.backbone.metadata() if self.backbone else None,
-            "data_provenance": self.data.provenance,
-        }
+        metadata = self.base_metadata()
+        metadata["top_k"] = min(self.recipe.export.top_k, len(self.class_names))
+        return metadata
 
     # Evaluation ---------------------------------------------------------
     def evaluate(self, model, split="test"):
@@ -208,11 +134,40 @@ class ImageClassificationTask(Task):
         labels = np.concatenate(labels)
         return classification_metrics(probabilities, labels, self.class_names)
 
-    def summary_metrics(self, metrics):
-        keys = ("accuracy", "top5_accuracy", "macro_f1", "loss")
+    @classmethod
+    def summary_metrics(cls, metrics):
+        keys = ("accuracy", "top5_accuracy", "macro_f1", "loss", "examples")
         return {key: metrics[key] for key in keys if key in metrics}
 
-    def plot(self, metrics, run_dir):
+    @classmethod
+    def card_metrics(cls, metrics):
+        from toolkit.model_card import number, table
+
+        return [
+            "Per class:",
+            "",
+            table(["class", "precision", "recall", "F1", "support"], [
+                [name, number(v["precision"]), number(v["recall"]), number(v["f1"]), v["support"]]
+                for name, v in metrics.get("per_class", {}).items()
+            ]),
+            "",
+        ]
+
+    @classmethod
+    def card_limitations(cls, metadata):
+        classes = len(metadata.get("class_names", []))
+        size = "x".join(str(s) for s in metadata.get("image_size", []))
+        return [
+            f"- Intended for classifying images like those of the training data ({metadata.get('data_provenance', '')}) "
+            f"into the {classes} classes above. It always answers with one of these classes, also for images of "
+            "anything else; use the probabilities to reject unsure answers.",
+            "- Accuracy is measured on the test split named above; images from another source (camera, lighting, "
+            "framing, resolution) can score much lower. Check the per-class table: errors concentrate on similar "
+            "classes.",
+            f"- Inputs are resized to {size} without keeping the aspect ratio, as in training.",
+        ]
+
+    def plot(self, model, metrics, run_dir):
         from toolkit.plots import plot_confusion_matrix
 
         path = os.path.join(run_dir, "confusion_matrix.png")
@@ -256,49 +211,8 @@ class ImageClassificationTask(Task):
             "serve_image": (serve_image, [tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")]),
         }
 
-    def onnx_signature(self):
-        import tensorflow as tf
-
-        height, width = self.recipe.data.image_size
-        return [tf.TensorSpec([None, height, width, self.recipe.data.channels], tf.float32, name="image")]
-
-    def verification_samples(self, count):
-        from toolkit.data.images import adapt_channels, load_image_files
-
-        split = self.data.splits["test"]
-        channels = self.recipe.data.channels
-        if split.images is not None:
-            images = split.images[:count]
-            return [np.asarray(adapt_channels(image, channels)) for image in images]
-        if split.paths is not None:
-            samples, paths = [], list(split.paths)
-            for path in paths:
-                try:
-                    samples.extend(load_image_files([path], channels))
-                except DataError:
-                    continue
-                if len(samples) == count:
-                    break
-            return samples
-        return [np.asarray(adapt_channels(image, channels)) for image, _ in split.dataset.take(count)]
-
-    def save_samples(self, samples, directory):
-        from PIL import Image
-
-        os.makedirs(directory, exist_ok=True)
-        for index, image in enumerate(samples):
-            array = image[..., 0] if image.shape[-1] == 1 else image
-            Image.fromarray(array).save(os.path.join(directory, f"{index:03d}.png"))
-
     @classmethod
-    def load_samples(cls, directory, metadata):
-        from toolkit.data.image_io import read_image
-
-        names = sorted(name for name in os.listdir(directory) if name.endswith(".png"))
-        return [read_image(os.path.join(directory, name), metadata["channels"]) for name in names]
-
-    @classmethod
-    def reference_outputs(cls, model, samples, metadata):
+    def reference_outputs(cls, model, samples, metadata, endpoint):
         from toolkit.data.images import resize_image
 
         size = tuple(metadata["image_size"])
@@ -327,34 +241,29 @@ class ImageClassificationTask(Task):
             return {"onnx": artifact.run(None, {name: batch})[0]}
         raise ValueError(f"no verification for format {format_name}")
 
-    @staticmethod
-    def agreement(reference, outputs):
-        return float(np.mean(np.argmax(reference, -1) == np.argmax(outputs, -1)))
-
     # Prediction ---------------------------------------------------------
     @classmethod
-    def predict(cls, runtime, handle, metadata, inputs, top_k):
-        """Predicts for image files and/or uint8 arrays (H, W, C)."""
+    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
+        """Predicts for image files and/or uint8 arrays (H, W, C); returns ranked labels."""
+        top_k = top_k or metadata.get("top_k", 5)
         size, channels = tuple(metadata["image_size"]), metadata["channels"]
-        names = [item if _is_path(item) else f"array[{i}]" for i, item in enumerate(inputs)]
         if runtime == "saved_model":
             probabilities = _saved_model_probabilities(handle, inputs, channels)
         elif runtime == "keras":
-            from toolkit.data.images import load_image_files, resize_image
+            from toolkit.data.images import resize_image
 
-            images = [load_image_files([item], channels)[0] if _is_path(item) else _as_image(item, channels)
-                      for item in inputs]
-            batch = _batch(images, size, lambda image: resize_image(image, size).numpy())
+            images = cls.read_inputs(inputs, channels, with_tensorflow=True)
+            batch = stack_batch(images, size, lambda image: resize_image(image, size).numpy())
             probabilities = handle.predict_on_batch(batch)
         elif runtime == "onnx":
-            from toolkit.data.image_io import read_image, resize_bilinear
+            from toolkit.data.image_io import resize_bilinear
 
-            images = [read_image(item, channels) if _is_path(item) else _as_image(item, channels) for item in inputs]
-            batch = _batch(images, size, lambda image: resize_bilinear(image, size))
+            images = cls.read_inputs(inputs, channels, with_tensorflow=False)
+            batch = stack_batch(images, size, lambda image: resize_bilinear(image, size))
             probabilities = handle.run(None, {handle.get_inputs()[0].name: batch})[0]
         else:
             raise ValueError(f"unknown runtime {runtime}")
-        return postprocess(probabilities, metadata["class_names"], top_k, names)
+        return postprocess(probabilities, metadata["class_names"], top_k, input_names(inputs))
 
     @classmethod
     def format_prediction(cls, result):
@@ -362,35 +271,12 @@ class ImageClassificationTask(Task):
         return f"{result['input']}: {ranked}"
 
 
-def _is_path(item):
-    return isinstance(item, (str, os.PathLike))
-
-
-def _batch(images, size, resize):
-    """Stacks uint8 images into one float32 batch, resizing only those that need it."""
-    batch = np.empty((len(images), size[0], size[1], images[0].shape[-1]), np.float32)
-    for index, image in enumerate(images):
-        batch[index] = image if image.shape[:2] == tuple(size) else resize(image)
-    return batch
-
-
-def _as_image(item, channels):
-    image = np.asarray(item)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[-1] != channels or image.dtype != np.uint8:
-        raise DataError(
-            f"an image array must be uint8 of shape (height, width, {channels}); got {image.dtype} {image.shape}"
-        )
-    return image
-
-
 def _saved_model_probabilities(loaded, inputs, channels):
     import tensorflow as tf
 
     from toolkit.data.images import load_image_files
 
-    if all(_is_path(item) for item in inputs):
+    if all(is_path(item) for item in inputs):
         load_image_files(inputs, channels)  # one clear error per unreadable file, before serving
         encoded = []
         for path in inputs:
@@ -398,8 +284,7 @@ def _saved_model_probabilities(loaded, inputs, channels):
                 encoded.append(f.read())
         outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))
         return outputs["probabilities"].numpy()
-    images = [load_image_files([item], channels)[0] if _is_path(item) else _as_image(item, channels)
-              for item in inputs]
+    images = ImageClassificationTask.read_inputs(inputs, channels, with_tensorflow=True)
     serve = loaded.signatures["serve_image"]
     if len({image.shape for image in images}) == 1:  # one call for a batch of equal sizes
         return serve(images=tf.constant(np.stack(images)))["probabilities"].numpy()

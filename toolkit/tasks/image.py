@@ -1,0 +1,212 @@
+"""What every image task shares: loading its data source, the model stem
+(grayscale->RGB, the backbone's own rescaling, the backbone), verification
+samples, and reading user images for prediction (files or uint8 arrays).
+
+Image classification and segmentation subclass `ImageTask`; the stem is
+the one place that knows how pixels in 0..255 reach a backbone.
+"""
+
+import os
+
+import numpy as np
+
+from toolkit.errors import DataError, RecipeError
+from toolkit.tasks.base import Task
+
+
+class ImageTask(Task):
+    """Base of tasks whose input is one image."""
+
+    input_kind = "image"
+
+    def __init__(self, recipe):
+        super().__init__(recipe)
+        self._data = None
+        self._datasets = {}
+        self._reports = {}
+        self.backbone = None
+        self.metadata = None  # set when working on a trained model (export, evaluate)
+
+    # Data ---------------------------------------------------------------
+    @property
+    def data(self):
+        """The loaded `LabelledData` (splits, class names, provenance)."""
+        if self._data is None:
+            self._data = self.sources.get(self.recipe.data.source)(self.recipe.data, self.recipe.train.seed)
+            if self._data.splits["train"].is_empty():
+                raise DataError("data: the train split is empty")
+        return self._data
+
+    @property
+    def class_names(self):
+        if self.metadata is not None:
+            return list(self.metadata["class_names"])
+        return list(self.data.class_names)
+
+    def split_dataset(self, split):
+        """Returns (unbatched tf.data.Dataset, SplitReport) of one loaded split."""
+        raise NotImplementedError
+
+    def _unbatched(self, split):
+        if split not in self._datasets:
+            if split not in self.data.splits:
+                return None
+            self._datasets[split], self._reports[split] = self.split_dataset(self.data.splits[split])
+        return self._datasets[split]
+
+    def data_report(self):
+        return {split: report.to_dict() for split, report in self._reports.items()}
+
+    def build_preprocessor(self):
+        from toolkit.data.images import adapt_channels, resize_image
+
+        size, channels = tuple(self.recipe.data.image_size), self.recipe.data.channels
+        return lambda images: resize_image(adapt_channels(images, channels), size)
+
+    # Model --------------------------------------------------------------
+    def build_stem(self):
+        """Builds the backbone and the model input up to the backbone.
+
+        Returns:
+            (inputs, preprocessed tensor fed to the backbone). Sets
+            `self.backbone`.
+        """
+        import keras
+
+        from toolkit.backbones.build import build_backbone
+        from toolkit.backbones.registry import BACKBONES
+
+        data, config = self.recipe.data, self.recipe.model
+        height, width = data.image_size
+        channels = data.channels
+        wanted = channels
+        if config.backbone in BACKBONES:
+            wanted = BACKBONES.get(config.backbone).channels or channels
+        self.backbone = backbone = build_backbone(config.backbone, config.weights, (height, width, wanted))
+        backbone_channels = backbone.channels or channels
+        inputs = keras.Input((height, width, channels), name="image")
+        x = inputs
+        if channels == 1 and backbone_channels == 3:
+            x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
+        elif channels != backbone_channels:
+            raise RecipeError(
+                f"model.backbone {config.backbone} takes {backbone_channels}-channel images but data.channels is "
+                f"{channels}; set data.channels: {backbone_channels}"
+            )
+        if backbone.scale != 1.0 or backbone.offset != 0.0:
+            x = keras.layers.Rescaling(backbone.scale, backbone.offset, name="backbone_preprocessing")(x)
+        return inputs, x
+
+    def call_backbone(self, layer, x):
+        """Calls the backbone (or its feature extractor) on x.
+
+        A pretrained backbone keeps BatchNorm in inference mode, frozen or
+        not (Keras transfer-learning guide); a randomly initialised one
+        trains it.
+        """
+        return layer(x, training=False) if self.backbone.pretrained else layer(x)
+
+    def backbone_layer(self, model):
+        name = self.backbone_layer_name or self.metadata["backbone"]["layer"]
+        return model.get_layer(name)
+
+    backbone_layer_name = None
+
+    def base_metadata(self):
+        """Metadata every image task stores with its model and exports."""
+        data = self.recipe.data
+        backbone = self.backbone.metadata() if self.backbone else None
+        if backbone and self.backbone_layer_name:
+            backbone["layer"] = self.backbone_layer_name
+            backbone["backbone_name"] = self.backbone.model.name
+        return {
+            "task": self.name,
+            "input": self.input_kind,
+            "class_names": self.class_names,
+            "image_size": list(data.image_size),
+            "channels": data.channels,
+            "backbone": backbone,
+            "data_provenance": self.data.provenance,
+        }
+
+    # Verification -------------------------------------------------------
+    def onnx_signature(self):
+        import tensorflow as tf
+
+        height, width = self.recipe.data.image_size
+        return [tf.TensorSpec([None, height, width, self.recipe.data.channels], tf.float32, name="image")]
+
+    def verification_samples(self, count):
+        from toolkit.data.images import adapt_channels, load_image_files
+
+        split = self.data.splits["test"]
+        channels = self.recipe.data.channels
+        if split.images is not None:
+            return [np.asarray(adapt_channels(image, channels)) for image in split.images[:count]]
+        if split.paths is not None:
+            samples = []
+            for path in split.paths:
+                try:
+                    samples.extend(load_image_files([path], channels))
+                except DataError:
+                    continue
+                if len(samples) == count:
+                    break
+            return samples
+        return [np.asarray(adapt_channels(example[0], channels)) for example in split.dataset.take(count)]
+
+    def save_samples(self, samples, directory):
+        from PIL import Image
+
+        os.makedirs(directory, exist_ok=True)
+        for index, image in enumerate(samples):
+            array = image[..., 0] if image.shape[-1] == 1 else image
+            Image.fromarray(array).save(os.path.join(directory, f"{index:03d}.png"))
+
+    @classmethod
+    def load_samples(cls, directory, metadata):
+        from toolkit.data.image_io import read_image
+
+        names = sorted(name for name in os.listdir(directory) if name.endswith(".png"))
+        return [read_image(os.path.join(directory, name), metadata["channels"]) for name in names]
+
+    # Prediction helpers -------------------------------------------------
+    @classmethod
+    def read_inputs(cls, inputs, channels, with_tensorflow):
+        """Reads user inputs (paths or uint8 arrays) into uint8 (H, W, C) arrays."""
+        if with_tensorflow:
+            from toolkit.data.images import load_image_files
+
+            return [load_image_files([item], channels)[0] if is_path(item) else as_image(item, channels)
+                    for item in inputs]
+        from toolkit.data.image_io import read_image
+
+        return [read_image(item, channels) if is_path(item) else as_image(item, channels) for item in inputs]
+
+
+def is_path(item):
+    return isinstance(item, (str, os.PathLike))
+
+
+def input_names(inputs):
+    return [str(item) if is_path(item) else f"array[{i}]" for i, item in enumerate(inputs)]
+
+
+def as_image(item, channels):
+    """Checks a user array: uint8 (H, W, channels) (or (H, W) for one channel)."""
+    image = np.asarray(item)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] != channels or image.dtype != np.uint8:
+        raise DataError(
+            f"an image array must be uint8 of shape (height, width, {channels}); got {image.dtype} {image.shape}"
+        )
+    return image
+
+
+def stack_batch(images, size, resize):
+    """Stacks uint8 images into one float32 batch, resizing only those that need it."""
+    batch = np.empty((len(images), size[0], size[1], images[0].shape[-1]), np.float32)
+    for index, image in enumerate(images):
+        batch[index] = image if image.shape[:2] == tuple(size) else resize(image)
+    return batch
