@@ -195,9 +195,10 @@ def _summary(run):
             report = json.load(f)
         lines += ["", _verify_table(report)]
     lines += ["", "Files"]
+    plots = sorted(name for name in os.listdir(run.path) if name.endswith(".png"))
     for label, name in (("recipe", "recipe.yaml"), ("model", "model.keras"), ("metrics", "metrics.json"),
-                        ("model card", "MODEL_CARD.md"), ("curves", "training_curves.png"),
-                        ("confusion", "confusion_matrix.png"), ("export", "export"), ("tensorboard", "logs")):
+                        ("model card", "MODEL_CARD.md"), *(("plot", name) for name in plots),
+                        ("export", "export"), ("tensorboard", "logs")):
         if os.path.exists(run.file(name)):
             lines.append(f"  {label:<12} {run.file(name)}")
     return "\n".join(lines)

@@ -89,3 +89,35 @@ def plot_confusion_matrix(matrix, class_names, path):
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)
+
+
+def plot_segmentation_grid(rows, colours, class_names, path):
+    """One row per test image: the image, its true mask and the predicted mask.
+
+    Args:
+        rows: list of (image float32 (H, W, C) 0..255, true mask (H, W), predicted mask (H, W)).
+        colours: list of RGB per class.
+        class_names: list of str (legend).
+        path: str. PNG to write.
+    """
+    from toolkit.tasks.segmentation import colourise
+
+    plt = _pyplot()
+    count = max(1, len(rows))
+    figure, axes = plt.subplots(count, 3, figsize=(7.5, 2.4 * count), squeeze=False)
+    for row, (image, truth, predicted) in zip(axes, rows):
+        shown = np.clip(image, 0, 255).astype(np.uint8)
+        row[0].imshow(shown[..., 0] if shown.shape[-1] == 1 else shown, cmap="gray")
+        row[1].imshow(colourise(np.asarray(truth), colours))
+        row[2].imshow(colourise(np.asarray(predicted), colours))
+        for axis in row:
+            axis.set_xticks([])
+            axis.set_yticks([])
+    for axis, title in zip(axes[0], ("test image", "ground truth", "prediction")):
+        axis.set_title(title)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=np.asarray(c) / 255.0) for c in colours]
+    figure.legend(handles, class_names, loc="lower center", ncol=min(6, len(class_names)), fontsize=8)
+    figure.tight_layout(rect=(0, 0.06 if len(class_names) <= 6 else 0.1, 1, 1))
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=90)
+    plt.close(figure)

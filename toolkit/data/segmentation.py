@@ -89,7 +89,11 @@ def segmentation_batches(dataset, batch_size, num_classes, training=False, shuff
     weights = tf.constant(class_weights if class_weights is not None else [1.0] * num_classes, tf.float32)
 
     def targets(images, masks):
-        valid = tf.ones_like(masks, tf.bool) if ignore_index is None else tf.not_equal(masks, ignore_index)
+        # Out-of-range values (possible in TFDS data; folder masks are checked
+        # up front) are ignored like ignore_index rather than crashing a step.
+        valid = (masks >= 0) & (masks < num_classes)
+        if ignore_index is not None:
+            valid &= tf.not_equal(masks, ignore_index)
         safe = tf.where(valid, masks, 0)
         pixel_weights = tf.gather(weights, safe) * tf.cast(valid, tf.float32)
         one_hot = tf.one_hot(safe, num_classes) * tf.cast(valid, tf.float32)[..., None]

@@ -5,15 +5,17 @@ Example:
 
 >>> from toolkit.tasks import TASKS
 >>> TASKS.names()
-['image_classification']
+['image_classification', 'segmentation']
 """
 
 from toolkit.errors import RecipeError
 from toolkit.registry import Registry
 from toolkit.tasks.image_classification import ImageClassificationTask
+from toolkit.tasks.segmentation import SegmentationTask
 
 TASKS = Registry("task", RecipeError)
 TASKS.register(ImageClassificationTask.name, ImageClassificationTask)
+TASKS.register(SegmentationTask.name, SegmentationTask)
 
 
 def make_task(recipe):
