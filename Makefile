@@ -16,6 +16,8 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	@# Offline nuclei data from the stardist wheel (PyPI); the recipe also fetches it on first use.
+	-$(VENV)/bin/toolkit data fetch nuclei
 	touch $(STAMP)
 
 # Debian data packages: installed when running as root with apt (CI, containers).

@@ -11,8 +11,12 @@
    ONNX Runtime batch 1 <= 2 ms.
 3. Start-up: `toolkit --help` (< 0.3 s, no TensorFlow import) and
    `toolkit predict model.onnx image.png` end to end (< 1 s).
+4. Segmentation baselines (bench/segmentation.py): nuclei U-Net vs Otsu
+   thresholding; fashion-scenes U-Net with a pretrained (run:) backbone vs
+   random init.
 
-Writes bench/results.json and prints a table. Options: --quick (smaller runs).
+Writes bench/results.json and prints a table. Options: --quick (smaller
+runs), --only classification|nuclei|scenes.
 """
 
 import argparse
@@ -184,27 +188,38 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the benchmark)")
     parser.add_argument("--skip-training", action="store_true", help="keep the training figures of the last run")
+    parser.add_argument("--only", choices=["classification", "nuclei", "scenes"], action="append",
+                        help="run only these parts (repeatable); default: all")
     args = parser.parse_args()
+    parts = set(args.only or ["classification", "nuclei", "scenes"])
     os.makedirs(WORK, exist_ok=True)
     started = time.time()
     previous = os.path.join(HERE, "results.json")
-    if args.skip_training and os.path.isfile(previous):
+    results = {}
+    if os.path.isfile(previous):
         with open(previous) as f:
-            training = json.load(f)["training"]
-    else:
-        training = bench_training(limit=2000 if args.quick else 12000, epochs=3 if args.quick else 4,
-                                  repeats=1 if args.quick else 3)
-    inference, onnx_path = bench_inference(repeats=5 if args.quick else 30)
-    startup = bench_startup(onnx_path, repeats=2 if args.quick else 5)
-    results = {
-        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
-        "training": training, "inference": inference, "startup": startup,
-        "seconds": round(time.time() - started, 1),
-    }
-    with open(os.path.join(HERE, "results.json"), "w") as f:
+            results = json.load(f)
+    results.update({"machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, {platform.python_version()}",
+                    "date": time.strftime("%Y-%m-%d")})
+    if "classification" in parts:
+        if not (args.skip_training and "training" in results):
+            results["training"] = bench_training(limit=2000 if args.quick else 12000, epochs=3 if args.quick else 4,
+                                                 repeats=1 if args.quick else 3)
+        results["inference"], onnx_path = bench_inference(repeats=5 if args.quick else 30)
+        results["startup"] = bench_startup(onnx_path, repeats=2 if args.quick else 5)
+    sys.path.insert(0, HERE)
+    import segmentation
+
+    if "nuclei" in parts:
+        results["nuclei"] = segmentation.bench_nuclei(args.quick)
+    if "scenes" in parts:
+        results["scenes"] = segmentation.bench_scenes(args.quick)
+    results["seconds"] = round(time.time() - started, 1)
+    with open(previous, "w") as f:
         json.dump(results, f, indent=2)
-    print(table(results))
+    if "training" in results and "inference" in results:
+        print(table(results))
+    print(segmentation.table(results))
 
 
 def table(results):

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, run_cli
 
-VERBS = ["train", "evaluate", "predict", "export", "verify", "config", "list", "weights"]
+VERBS = ["train", "evaluate", "predict", "export", "verify", "config", "list", "weights", "data"]
 
 
 def test_help_on_every_verb_without_tensorflow():

@@ -197,6 +197,10 @@ def test_fashion_scenes_are_deterministic_and_use_their_own_items():
     assert set(np.unique(test[0])) <= {0, 200}
     assert first[0].shape == (6, 64, 64, 1) and set(np.unique(first[1])) <= set(range(6))
     assert np.array_equal(first[0][..., 0] > 0, first[1] > 0)  # labelled exactly where items are
+    apart = compose_scenes(np.full((5, 28, 28), 100, np.uint8), labels, 20, 64, (3, 3), 10, seed=2, max_overlap=0)
+    for mask in apart[1]:  # without overlap every item keeps all of its 28x28 pixels
+        counts = np.bincount(mask.ravel(), minlength=6)[1:]
+        assert all(c % 784 == 0 for c in counts)
 
 
 def test_nuclei_tiles_never_mix_train_and_test_pixels(tmp_path):

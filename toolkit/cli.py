@@ -106,6 +106,15 @@ def _parser():
                                description="List what the toolkit knows.")
     listing.add_argument("what", choices=["recipes", "backbones", "tasks", "formats", "sources"])
 
+    data = verbs.add_parser("data", help="fetch datasets that ship inside registry packages",
+                            description="Fetch offline datasets into the toolkit's data cache ($TOOLKIT_HOME/data).")
+    data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
+    data_verbs.required = True
+    fetch = data_verbs.add_parser("fetch", help="download and extract a dataset",
+                                  description="nuclei: the stardist wheel's sample image and mask (pip download "
+                                              "--no-deps from PyPI; only the two files are kept).")
+    fetch.add_argument("dataset", choices=["nuclei"])
+
     weights = verbs.add_parser("weights", help="manage the offline weights store",
                                description="The weights store holds pretrained backbone weights for machines "
                                            "without internet; model.weights: imagenet looks there first.")
@@ -339,6 +348,13 @@ def _cmd_list(args):
         for task, cls in TASKS.items():
             for name, function in cls.sources.items():
                 print(f"{task:<22} {name:<16} {' '.join((function.__doc__ or '').split())}")
+
+
+def _cmd_data(args):
+    from toolkit.data.fetch import STARDIST, data_cache, fetch_wheel_members
+
+    paths = fetch_wheel_members(STARDIST, data_cache("stardist"))
+    print(f"{args.dataset}: {', '.join(sorted(paths.values()))}")
 
 
 def _cmd_weights(args):

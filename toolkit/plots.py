@@ -104,7 +104,9 @@ def plot_segmentation_grid(rows, colours, class_names, path):
 
     plt = _pyplot()
     count = max(1, len(rows))
-    figure, axes = plt.subplots(count, 3, figsize=(7.5, 2.4 * count), squeeze=False)
+    legend_rows = -(-len(class_names) // 6)
+    height = 2.4 * count + 0.3 * legend_rows + 0.2
+    figure, axes = plt.subplots(count, 3, figsize=(7.5, height), squeeze=False)
     for row, (image, truth, predicted) in zip(axes, rows):
         shown = np.clip(image, 0, 255).astype(np.uint8)
         row[0].imshow(shown[..., 0] if shown.shape[-1] == 1 else shown, cmap="gray")
@@ -117,7 +119,7 @@ def plot_segmentation_grid(rows, colours, class_names, path):
         axis.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, color=np.asarray(c) / 255.0) for c in colours]
     figure.legend(handles, class_names, loc="lower center", ncol=min(6, len(class_names)), fontsize=8)
-    figure.tight_layout(rect=(0, 0.06 if len(class_names) <= 6 else 0.1, 1, 1))
+    figure.tight_layout(rect=(0, (0.3 * legend_rows + 0.2) / height, 1, 1))
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=90)
     plt.close(figure)

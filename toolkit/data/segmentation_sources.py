@@ -175,12 +175,11 @@ def load_tfds_segmentation(config, seed):
     return LabelledData(finish_splits(splits, config, seed), classes, provenance)
 
 
-def compose_scenes(images, labels, count, size, items, threshold, seed):
+def compose_scenes(images, labels, count, size, items, threshold, seed, max_overlap=None):
     """Composes `count` canvases of `size` from item images, with per-pixel labels.
 
     Items are pasted at random places; an item's pixels brighter than
-    `threshold` get its class index + 1 (0 is background), later items
-    occluding earlier ones.
+    `threshold` get its class index + 1 (0 is background).
 
     Args:
         images: uint8 array (N, h, w). Item images on a black background.
@@ -190,6 +189,10 @@ def compose_scenes(images, labels, count, size, items, threshold, seed):
         items: (int, int). Min and max items per canvas.
         threshold: int. Pixel value above which an item pixel is labelled.
         seed: int. Seed of the composition.
+        max_overlap: int or None. How many pixels two items' boxes may
+            overlap (rows or columns); None lets items occlude each other
+            freely (later over earlier). An item that finds no place in 30
+            tries is left out.
 
     Returns:
         (canvases uint8 (count, size, size, 1), masks uint8 (count, size, size)).
@@ -199,9 +202,20 @@ def compose_scenes(images, labels, count, size, items, threshold, seed):
     canvases = np.zeros((count, size, size), np.uint8)
     masks = np.zeros((count, size, size), np.uint8)
     for index in range(count):
+        boxes = []
         for _ in range(rng.randint(items[0], items[1] + 1)):
+            for _ in range(30):
+                top, left = rng.randint(0, size - height + 1), rng.randint(0, size - width + 1)
+                if max_overlap is None or all(
+                    top + height - max_overlap <= other_top or other_top + height - max_overlap <= top
+                    or left + width - max_overlap <= other_left or other_left + width - max_overlap <= left
+                    for other_top, other_left in boxes
+                ):
+                    break
+            else:
+                continue
+            boxes.append((top, left))
             item = rng.randint(len(images))
-            top, left = rng.randint(0, size - height + 1), rng.randint(0, size - width + 1)
             pixels = images[item]
             on = pixels > threshold
             canvases[index, top:top + height, left:left + width][on] = pixels[on]
@@ -225,7 +239,7 @@ def load_fashion_scenes(config, seed):
         count = getattr(scenes.count, name)
         canvases, masks = compose_scenes(
             source.images[..., 0], source.labels, count, scenes.size, tuple(scenes.items), scenes.threshold,
-            seed * 1000 + offset,
+            seed * 1000 + offset, scenes.max_overlap,
         )
         splits[name] = Split(images=canvases, masks=masks)
     classes = ["background"] + list(FASHION_MNIST_CLASSES)

@@ -47,6 +47,9 @@ class ScenesConfig(StrictModel):
     size: int = Field(64, ge=28, description="canvas height and width")
     items: tuple[PositiveInt, PositiveInt] = Field((2, 4), description="min and max items per canvas")
     threshold: int = Field(10, ge=0, le=254, description="item pixels brighter than this are labelled")
+    max_overlap: Optional[NonNegativeInt] = Field(
+        4, description="pixels two items' boxes may overlap (null: items occlude each other freely)"
+    )
     count: SceneCounts = Field(default_factory=SceneCounts, description="canvases per split")
 
 
