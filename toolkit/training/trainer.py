@@ -234,7 +234,8 @@ class Trainer:
                 keras.callbacks.CSVLogger(history_path, append=True),
                 backup,
                 _ResumeRecorder(run, phase, restored, self.log),
-                EpochState(lambda **kw: run.update_state(**kw)),
+                # train_seconds is kept per epoch so a killed-and-resumed run still counts its early epochs.
+                EpochState(lambda **kw: run.update_state(train_seconds=previous_seconds + time.time() - started, **kw)),
                 keras.callbacks.TensorBoard(run.file("logs"), write_graph=False, update_freq="epoch"),
             ]
             if recipe.train.early_stopping_patience:
