@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-DEBIAN_DATA := dataset-fashion-mnist
+DEBIAN_DATA := dataset-fashion-mnist sword-text-web sword-text-sparv
 RECIPE ?= recipes/image_classification/fashion_mnist.yaml
 
 .PHONY: setup data demo test test-fast bench lint clean
@@ -22,15 +22,21 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 
 # Debian data packages: installed when running as root with apt (CI, containers).
 # Elsewhere, install them yourself: sudo apt-get install $(DEBIAN_DATA)
+#   dataset-fashion-mnist: image classification / fashion scenes
+#   sword-text-web sword-text-sparv: the English-Spanish Bible (translation)
 data:
-	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	@missing=""; \
+	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
+	[ -f /usr/share/sword/mods.d/engWEB2015eb.conf ] || missing="$$missing sword-text-web"; \
+	[ -f /usr/share/sword/mods.d/spaRV1909eb.conf ] || missing="$$missing sword-text-sparv"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian package $(DEBIAN_DATA)"; \
-		(apt-get install -y -qq $(DEBIAN_DATA) >/dev/null 2>&1 || \
-		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(DEBIAN_DATA) >/dev/null 2>&1)) || \
-		echo "warning: could not install $(DEBIAN_DATA); the fashion_mnist source will try keras.datasets"; \
+		echo "installing Debian packages$$missing"; \
+		(apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$missing >/dev/null 2>&1)) || \
+		echo "warning: could not install$$missing; recipes that need them will say so"; \
 	else \
-		echo "note: $(DEBIAN_DATA) is not installed (sudo apt-get install $(DEBIAN_DATA)); the fashion_mnist source will try keras.datasets"; \
+		echo "note: not installed:$$missing (sudo apt-get install$$missing); recipes that need them will say so"; \
 	fi
 
 # Train/evaluate/export/verify the recipe, then predict three held-out test images

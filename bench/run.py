@@ -14,9 +14,12 @@
 4. Segmentation baselines (bench/segmentation.py): nuclei U-Net vs Otsu
    thresholding; fashion-scenes U-Net with a pretrained (run:) backbone vs
    random init.
+5. Translation (bench/translation.py): the Bible en->es recipe vs copy and
+   word-for-word dictionary baselines (about an hour of training).
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
-runs), --only classification|nuclei|scenes.
+runs), --only classification|nuclei|scenes|translation, --translation-run DIR
+(report a finished bible_en_es run instead of training one).
 """
 
 import argparse
@@ -184,14 +187,18 @@ def bench_startup(onnx_path, repeats):
     }
 
 
+PARTS = ["classification", "nuclei", "scenes", "translation"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the benchmark)")
     parser.add_argument("--skip-training", action="store_true", help="keep the training figures of the last run")
-    parser.add_argument("--only", choices=["classification", "nuclei", "scenes"], action="append",
+    parser.add_argument("--only", choices=PARTS, action="append",
                         help="run only these parts (repeatable); default: all")
+    parser.add_argument("--translation-run", help="a finished bible_en_es run to report instead of training one")
     args = parser.parse_args()
-    parts = set(args.only or ["classification", "nuclei", "scenes"])
+    parts = set(args.only or PARTS)
     os.makedirs(WORK, exist_ok=True)
     started = time.time()
     previous = os.path.join(HERE, "results.json")
@@ -214,12 +221,19 @@ def main():
         results["nuclei"] = segmentation.bench_nuclei(args.quick)
     if "scenes" in parts:
         results["scenes"] = segmentation.bench_scenes(args.quick)
+    if "translation" in parts:
+        import translation
+
+        results["translation"] = translation.bench_translation(args.quick, args.translation_run)
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
     if "training" in results and "inference" in results:
         print(table(results))
     print(segmentation.table(results))
+    import translation
+
+    print(translation.table(results))
 
 
 def table(results):

@@ -79,7 +79,10 @@ def _parser():
         epilog="Example: toolkit predict saved_models/fashion_mnist/export/model.onnx shoe.png",
     )
     predict.add_argument("model", metavar="MODEL")
-    predict.add_argument("inputs", metavar="FILES", nargs="+", help="input files (images)")
+    predict.add_argument("inputs", metavar="FILES", nargs="*",
+                         help="input files: images; for a translation model, text files with one sentence per line")
+    predict.add_argument("--text", action="append", default=[],
+                         help="translation: a sentence to translate (repeatable)")
     predict.add_argument("--top-k", type=int, default=None, help="answers per input (default: the model's)")
     predict.add_argument("--output-dir", default="predictions",
                          help="where segmentation masks, overlays and class areas are written (default: ./predictions)")
@@ -142,7 +145,11 @@ def _version():
 def main(argv=None):
     """Runs the CLI; returns the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "verb", None) == "predict" and not any(item.startswith("-") for item in extra):
+        args.inputs = list(args.inputs) + extra  # files given after --text
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from toolkit.errors import ToolkitError
 
     handler = globals()[f"_cmd_{args.verb}"]
@@ -222,7 +229,7 @@ def _verify_table(report):
     for name, entry in report["formats"].items():
         for endpoint, figures in entry["endpoints"].items():
             lines.append(
-                f"  {name:<12} {endpoint:<16} {figures['max_abs_diff']:>10.2e} {figures['agreement']:>12.2%}  "
+                f"  {name:<12} {endpoint:<16} {_diff(figures['max_abs_diff']):>10} {figures['agreement']:>12.2%}  "
                 f"{'ok' if figures['passed'] else 'FAILED'}"
             )
     return "\n".join(lines)
@@ -260,13 +267,40 @@ def _cmd_predict(args):
     from toolkit.predict import load
 
     model = load(args.model)
-    results = model.predict(args.inputs, top_k=args.top_k, output_dir=args.output_dir)
+    inputs = list(args.inputs)
+    if model.metadata.get("input") == "text":
+        inputs = list(args.text) + _read_lines(args.inputs)
+    elif args.text:
+        raise ToolkitError(f"--text: {args.model} is a {model.metadata['task']} model; give input files instead")
+    if not inputs:
+        raise ToolkitError("predict: give input files" + (" or --text" if model.metadata.get("input") == "text" else ""))
+    results = model.predict(inputs, top_k=args.top_k, output_dir=args.output_dir)
     if args.json:
         print(json.dumps({"model": os.path.abspath(args.model), "runtime": model.runtime, "predictions": results},
                          indent=2))
         return
     for result in results:
         print(model.task_class.format_prediction(result))
+
+
+def _diff(value):
+    return "n/a" if value is None else f"{value:.2e}"
+
+
+def _read_lines(paths):
+    """Non-empty lines of UTF-8 text files (translation input)."""
+    from toolkit.errors import DataError
+
+    lines = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines.extend(line.strip() for line in f if line.strip())
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file (give sentences with --text, or a UTF-8 file of lines)")
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8")
+    return lines
 
 
 def _cmd_export(args):

@@ -74,7 +74,7 @@ def write_model_card(run, recipe, metadata, metrics, verify_report):
             f"tolerance {verify_report['tolerance']:.1g}; agreement = {verify_report['agreement_unit']}).",
             "",
             table(["format", "endpoint", "max abs diff", "agreement", "size", "status"], [
-                [name, endpoint, f"{figures['max_abs_diff']:.2e}", f"{figures['agreement']:.2%}",
+                [name, endpoint, ("n/a (text)" if figures["max_abs_diff"] is None else f"{figures['max_abs_diff']:.2e}"), f"{figures['agreement']:.2%}",
                  f"{entry['size_bytes'] / 1e6:.1f} MB", "ok" if figures["passed"] else "FAILED"]
                 for name, entry in verify_report["formats"].items()
                 for endpoint, figures in entry["endpoints"].items()

@@ -286,11 +286,21 @@ def load_keras_file(path):
         raise ModelFileError(f"model file {path} does not exist")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path} is not a Keras .keras file (not a zip archive); save it with model.save()")
+    if _uses_keras_hub(path):
+        import keras_hub  # noqa: F401 - registers KerasHub layers for deserialisation
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001
         first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
         raise ModelFileError(f"{path} could not be loaded safely: {first}")
+
+
+def _uses_keras_hub(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return b'"keras_hub' in archive.read("config.json")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
 
 
 def read_toolkit_metadata(path):

@@ -160,13 +160,18 @@ def absolutize_paths(recipe):
         data.path = os.path.abspath(os.path.expanduser(data.path))
     model = recipe.model
     for field in ("backbone", "weights"):
-        value = getattr(model, field)
+        value = getattr(model, field, None)
+        if not isinstance(value, str):
+            continue
         for prefix in PATH_PREFIXES:
             if value.startswith(prefix):
                 rest = value[len(prefix):]
                 if prefix == "hub:" and not (rest.startswith((".", "/", "~")) or os.path.isdir(rest)):
                     break  # a preset name, not a directory
                 setattr(model, field, prefix + os.path.abspath(os.path.expanduser(rest)))
+    vocabulary = getattr(getattr(recipe, "tokenizer", None), "vocabulary", None)
+    if vocabulary:
+        recipe.tokenizer.vocabulary = os.path.abspath(os.path.expanduser(vocabulary))
     recipe.output.dir = os.path.abspath(os.path.expanduser(recipe.output.dir))
     return recipe
 
@@ -174,7 +179,8 @@ def absolutize_paths(recipe):
 def recipe_to_yaml(recipe):
     """Returns the resolved recipe as YAML text (round-trips through load_recipe)."""
     data = recipe.model_dump(mode="json")
-    order = ["task", "name", "description", "data", "model", "train", "export", "output"]
+    order = ["task", "name", "description", "data", "tokenizer", "model", "decoding", "loss", "train", "export",
+             "output"]
     data = {key: data[key] for key in sorted(data, key=lambda k: order.index(k) if k in order else len(order))}
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
 

@@ -41,7 +41,8 @@ def export_onnx(model, task, path, options):
     # nested multi-output feature extractor (segmentation), produced a wrong
     # graph (max abs diff 0.6 against Keras) where this path is exact.
     signature = task.onnx_signature()
-    function = tf.function(lambda image: model(image, training=False), input_signature=signature)
+    function = tf.function(lambda *inputs: model(inputs[0] if len(inputs) == 1 else list(inputs), training=False),
+                           input_signature=signature)
     with contextlib.redirect_stdout(io.StringIO()):
         tf2onnx.convert.from_function(function, input_signature=signature, opset=options.opset, output_path=path)
     proto = onnx.load(path)

@@ -21,7 +21,10 @@ def export_saved_model(model, task, path, options):
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, (function, signature) in task.serving_signatures(model).items():
+    signatures = task.serving_signatures(model)
+    for resource in task.serving_resources():  # e.g. tokenizers used inside the signatures
+        archive.track(resource)
+    for name, (function, signature) in signatures.items():
         archive.add_endpoint(name=name, fn=function, input_signature=signature)
     archive.write_out(path, verbose=False)
     os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)

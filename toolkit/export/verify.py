@@ -23,12 +23,16 @@ def compare(reference, outputs):
 
     Returns:
         (max_abs_diff, agreement, decisions): agreement is the share of
-        positions (images, or pixels) whose argmax is equal.
+        positions (images, or pixels) whose argmax is equal. Text outputs
+        (lists of str) agree when identical; their max_abs_diff is None.
     """
     references = reference if isinstance(reference, list) else [reference]
     candidates = outputs if isinstance(outputs, list) else [outputs]
     if len(references) != len(candidates):
         return float("inf"), 0.0, 0
+    if references and isinstance(references[0], str):  # text outputs: identical strings agree
+        equal = sum(1 for ref, out in zip(references, candidates) if ref == out)
+        return None, equal / len(references), len(references)
     diff, equal, total = 0.0, 0, 0
     for ref, out in zip(references, candidates):
         ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64)
@@ -42,6 +46,8 @@ def compare(reference, outputs):
 
 def _scale(reference):
     values = reference if isinstance(reference, list) else [reference]
+    if values and isinstance(values[0], str):
+        return 0.0
     return float(max(np.max(np.abs(np.asarray(v))) for v in values))
 
 
@@ -90,7 +96,7 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
             reference = reference_for(endpoint)
             scales.append(_scale(reference))
             diff, agreement, decisions = compare(reference, outputs)
-            ok = diff <= tolerance and agreement >= min_agreement
+            ok = (diff is None or diff <= tolerance) and agreement >= min_agreement
             passed &= ok
             endpoints[endpoint] = {"max_abs_diff": diff, "agreement": agreement, "decisions": decisions, "passed": ok}
         report["formats"][name] = {
@@ -117,8 +123,9 @@ def failures(report):
     for name, entry in report["formats"].items():
         for endpoint, figures in entry["endpoints"].items():
             if not figures["passed"]:
+                diff = figures["max_abs_diff"]
                 lines.append(
-                    f"{name}/{endpoint}: max abs diff {figures['max_abs_diff']:.3g} "
+                    f"{name}/{endpoint}: max abs diff {'n/a' if diff is None else format(diff, '.3g')} "
                     f"(tolerance {report['tolerance']:.3g}), {report['agreement_unit']} agreement "
                     f"{figures['agreement']:.2%} (minimum {report['min_agreement']:.2%})"
                 )

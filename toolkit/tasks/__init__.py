@@ -5,17 +5,19 @@ Example:
 
 >>> from toolkit.tasks import TASKS
 >>> TASKS.names()
-['image_classification', 'segmentation']
+['image_classification', 'segmentation', 'translation']
 """
 
 from toolkit.errors import RecipeError
 from toolkit.registry import Registry
 from toolkit.tasks.image_classification import ImageClassificationTask
 from toolkit.tasks.segmentation import SegmentationTask
+from toolkit.tasks.translation import TranslationTask
 
 TASKS = Registry("task", RecipeError)
 TASKS.register(ImageClassificationTask.name, ImageClassificationTask)
 TASKS.register(SegmentationTask.name, SegmentationTask)
+TASKS.register(TranslationTask.name, TranslationTask)
 
 
 def make_task(recipe):

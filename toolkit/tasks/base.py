@@ -98,6 +98,10 @@ class Task:
         """Returns {name: (tf.function, input_signature)} for the SavedModel."""
         raise NotImplementedError
 
+    def serving_resources(self):
+        """Objects the serving signatures use besides the model (tracked into the SavedModel)."""
+        return []
+
     def onnx_signature(self):
         """Returns the input signature of the ONNX export of the Keras model."""
         raise NotImplementedError

@@ -1,0 +1,593 @@
+"""Machine translation: an encoder-decoder Transformer from KerasHub layers,
+SentencePiece tokenizers learned from the training split, greedy or beam
+search decoding, sacreBLEU BLEU/chrF.
+
+Model (teacher forced): `[encoder_token_ids, decoder_token_ids] -> logits`
+built from `keras_hub.layers.TokenAndPositionEmbedding`,
+`TransformerEncoder` and `TransformerDecoder`. Decoding with a key/value
+cache and KerasHub samplers is in `toolkit.text_generation`.
+
+Serving: `translate` (SavedModel) takes a batch of raw strings and returns
+translated strings (normalisation, tokenisation, the decoding loop and
+detokenisation inside the graph); `logits` takes token ids. The ONNX export
+is the network (token ids -> logits): string ops have no ONNX equivalent,
+so `toolkit predict model.onnx` tokenises with the `sentencepiece` library
+and decodes greedily in NumPy around ONNX Runtime.
+
+Example:
+
+>>> from toolkit.config import load_recipe
+>>> from toolkit.tasks import make_task
+>>> recipe = load_recipe("recipes/translation/bible_en_es.yaml")
+>>> make_task(recipe).name
+'translation'
+"""
+
+import base64
+import bisect
+import os
+import tempfile
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+
+from toolkit.config.schema import ExportConfig, Recipe, StrictModel
+from toolkit.data.translation_sources import TRANSLATION_SOURCES
+from toolkit.errors import DataError, RecipeError
+from toolkit.tasks.base import Task
+from toolkit.tasks.translation_config import TokenizerConfig, TranslationDataConfig
+from toolkit.text_generation import BOS, EOS, PAD
+
+# ----------------------------------------------------------------------- recipe
+
+
+class TransformerConfig(StrictModel):
+    """Encoder-decoder Transformer sizes."""
+
+    embed_dim: PositiveInt = Field(256, description="token embedding / hidden width")
+    num_heads: PositiveInt = Field(4, description="attention heads (embed_dim must divide by it)")
+    intermediate_dim: PositiveInt = Field(1024, description="feed-forward width")
+    encoder_layers: PositiveInt = Field(3, description="TransformerEncoder blocks")
+    decoder_layers: PositiveInt = Field(3, description="TransformerDecoder blocks")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout in every block")
+
+    @model_validator(mode="after")
+    def _check_heads(self):
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim ({self.embed_dim}) must be a multiple of num_heads ({self.num_heads})")
+        return self
+
+
+class DecodingConfig(StrictModel):
+    """How translations are generated (evaluation, predict and the SavedModel)."""
+
+    method: Literal["greedy", "beam"] = Field("beam", description="greedy or beam search (KerasHub samplers)")
+    beam_width: PositiveInt = Field(4, description="beams kept at each step (beam)")
+    length_penalty: float = Field(
+        0.6, ge=0.0, le=2.0, description="beam: GNMT length penalty alpha, score / ((5 + length) / 6) ** alpha"
+    )
+    max_length: PositiveInt = Field(96, description="max generated tokens (at most tokenizer.max_length)")
+
+
+class TranslationExportConfig(ExportConfig):
+    """Export settings: logits parity plus identical translations."""
+
+    parity_tolerance: PositiveFloat = Field(
+        1e-3, description="max abs difference of logits allowed between an export and the Keras model"
+    )
+    verify_samples: PositiveInt = Field(32, description="held-out test pairs used for verification")
+
+
+class TranslationRecipe(Recipe):
+    """Recipe of a machine translation run."""
+
+    task: Literal["translation"] = Field(..., description="task name")
+    data: TranslationDataConfig = Field(default_factory=TranslationDataConfig, description="data")
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig, description="tokenizers")
+    model: TransformerConfig = Field(default_factory=TransformerConfig, description="Transformer sizes")
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig, description="decoding")
+    export: TranslationExportConfig = Field(default_factory=TranslationExportConfig,
+                                            description="export and verification")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.decoding.max_length > self.tokenizer.max_length:
+            raise ValueError(
+                f"decoding.max_length ({self.decoding.max_length}) is above tokenizer.max_length "
+                f"({self.tokenizer.max_length}), the longest sequence the model has positions for; lower it"
+            )
+        if self.train.fine_tune.frozen_epochs:
+            raise ValueError("train.fine_tune.frozen_epochs: a translation model has no pretrained backbone to "
+                             "freeze; set it to 0")
+        return self
+
+
+# ------------------------------------------------------------------- tokenizers
+
+
+def learn_sentencepiece(texts, vocabulary_size, name):
+    """Trains a SentencePiece unigram model on `texts`; returns the proto bytes.
+
+    Same special ids as `keras_hub.tokenizers.compute_sentence_piece_proto`
+    (pad 0, unk 1, bos 2, eos 3); `hard_vocab_limit=False` so a small corpus
+    gets a smaller vocabulary instead of an error.
+    """
+    import io
+
+    import sentencepiece
+
+    if not texts:
+        raise DataError(f"tokenizer: no {name} text to learn a vocabulary from")
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, f"{name}.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(text.replace("\n", " ") + "\n" for text in texts)
+        model = io.BytesIO()
+        sentencepiece.SentencePieceTrainer.train(
+            input=path, model_writer=model, vocab_size=vocabulary_size, model_type="unigram",
+            pad_id=PAD, unk_id=1, bos_id=BOS, eos_id=EOS, pad_piece="<pad>", unk_piece="<unk>", bos_piece="<s>",
+            eos_piece="</s>", hard_vocab_limit=False, character_coverage=1.0, minloglevel=2,
+            input_sentence_size=200000, shuffle_input_sentence=True,
+        )
+    return model.getvalue()
+
+
+def encode_proto(proto):
+    return base64.b64encode(proto).decode("ascii")
+
+
+# ------------------------------------------------------------------------- task
+
+
+class TranslationTask(Task):
+    """Machine translation: data, tokenizers, model, BLEU, serving and prediction."""
+
+    name = "translation"
+    config_class = TranslationRecipe
+    sources = TRANSLATION_SOURCES
+    input_kind = "text"
+    default_monitor = "val_token_accuracy"
+    agreement_unit = "argmax per token; identical translations"
+
+    def __init__(self, recipe):
+        super().__init__(recipe)
+        self._data = None
+        self._protos = None
+        self._report = {}
+        self.metadata = None
+        self.backbone = _NoBackbone()
+
+    # Data ---------------------------------------------------------------
+    @property
+    def data(self):
+        """The loaded `ParallelData` (splits of (source, target) pairs)."""
+        if self._data is None:
+            self._data = self.sources.get(self.recipe.data.source)(self.recipe.data, self.recipe.train.seed)
+            if not self._data.splits.get("train"):
+                raise DataError("data: the train split is empty")
+        return self._data
+
+    def tokenizer_protos(self):
+        """(source, target) SentencePiece protos: learned on the train split, or from tokenizer.vocabulary."""
+        if self.metadata is not None:
+            tokenizers = self.metadata["tokenizers"]
+            return base64.b64decode(tokenizers["source"]), base64.b64decode(tokenizers["target"])
+        if self._protos is None:
+            config = self.recipe.tokenizer
+            if config.vocabulary:
+                self._protos = tuple(_read_proto(config.vocabulary, side) for side in ("source", "target"))
+            else:
+                train = self.data.splits["train"]
+                self._protos = (
+                    learn_sentencepiece([s for s, _ in train], config.source_vocabulary, "source"),
+                    learn_sentencepiece([t for _, t in train], config.target_vocabulary, "target"),
+                )
+        return self._protos
+
+    def _token_ids(self, pairs):
+        """Tokenizes pairs with the KerasHub tokenizers; returns (source ids, target ids) lists and truncations."""
+        import tensorflow as tf
+
+        from toolkit.text_generation import make_tokenizer
+
+        source_proto, target_proto = self.tokenizer_protos()
+        source_tokenizer = make_tokenizer(encode_proto(source_proto), "source")
+        target_tokenizer = make_tokenizer(encode_proto(target_proto), "target")
+        limit = self.recipe.tokenizer.max_length
+        sources, targets = [], []
+        for start in range(0, len(pairs), 4096):
+            chunk = pairs[start:start + 4096]
+            sources.extend(_as_lists(source_tokenizer(tf.constant([s for s, _ in chunk]))))
+            targets.extend(_as_lists(target_tokenizer(tf.constant([t for _, t in chunk]))))
+        truncated = sum(1 for s, t in zip(sources, targets) if len(s) > limit or len(t) > limit - 1)
+        return [s[:limit] for s in sources], [t[: limit - 1] for t in targets], truncated
+
+    def build_inputs(self, split, training=False):
+        import tensorflow as tf
+
+        pairs = self.data.splits.get(split) or []
+        if not pairs:
+            return None
+        sources, targets, truncated = self._token_ids(pairs)
+        report = dict(self.data.report.get(split, {}))
+        report.update({"examples": len(pairs), "truncated": truncated,
+                       "max_length": self.recipe.tokenizer.max_length})
+        self._report[split] = report
+
+        def generator():
+            for source, target in zip(sources, targets):
+                yield np.asarray(source, np.int32), np.asarray([BOS] + target, np.int32), \
+                    np.asarray(target + [EOS], np.int32)
+
+        spec = tf.TensorSpec([None], tf.int32)
+        dataset = tf.data.Dataset.from_generator(generator, output_signature=(spec, spec, spec))
+        dataset = dataset.cache()
+        if training:
+            dataset = dataset.shuffle(min(len(pairs), self.recipe.data.shuffle_buffer), seed=self.recipe.train.seed,
+                                      reshuffle_each_iteration=True)
+        dataset = dataset.map(lambda s, d, t: ((s, d), t, tf.cast(t > PAD, tf.float32)))
+        # Buckets by length so a batch is padded to its own longest sequence, not to max_length.
+        limit = self.recipe.tokenizer.max_length
+        boundaries = [b for b in (12, 20, 28, 40, 56, 80) if b < limit]
+        batch = self.recipe.train.batch_size
+        dataset = dataset.bucket_by_sequence_length(
+            lambda inputs, target, weight: tf.maximum(tf.shape(inputs[0])[0], tf.shape(target)[0]),
+            bucket_boundaries=boundaries, bucket_batch_sizes=[batch] * (len(boundaries) + 1),
+            pad_to_bucket_boundary=False, drop_remainder=False,
+        )
+        # Bucket membership does not depend on the shuffle, so the number of batches is known:
+        # telling tf.data spares Keras an extra, empty step and its "ran out of data" warning.
+        lengths = [max(len(source), len(target) + 1) for source, target in zip(sources, targets)]
+        buckets = np.bincount([bisect.bisect_right(boundaries, n) for n in lengths], minlength=len(boundaries) + 1)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(int(sum(-(-c // batch) for c in buckets))))
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def data_report(self):
+        return self._report
+
+    def build_preprocessor(self):
+        from toolkit.text_generation import normalise_strings
+
+        return normalise_strings
+
+    # Model --------------------------------------------------------------
+    def build_model(self):
+        import keras
+        import keras_hub
+
+        config, limit = self.recipe.model, self.recipe.tokenizer.max_length
+        source_vocabulary, target_vocabulary = self.vocabulary_sizes()
+        encoder_ids = keras.Input((None,), dtype="int32", name="encoder_token_ids")
+        decoder_ids = keras.Input((None,), dtype="int32", name="decoder_token_ids")
+        encoder_mask = keras.ops.not_equal(encoder_ids, PAD)
+        x = keras_hub.layers.TokenAndPositionEmbedding(source_vocabulary, limit, config.embed_dim,
+                                                       name="encoder_embedding")(encoder_ids)
+        for index in range(config.encoder_layers):
+            x = keras_hub.layers.TransformerEncoder(config.intermediate_dim, config.num_heads, dropout=config.dropout,
+                                                    name=f"encoder_layer_{index}")(x, padding_mask=encoder_mask)
+        y = keras_hub.layers.TokenAndPositionEmbedding(target_vocabulary, limit, config.embed_dim,
+                                                       name="decoder_embedding")(decoder_ids)
+        decoder_mask = keras.ops.not_equal(decoder_ids, PAD)
+        for index in range(config.decoder_layers):
+            y = keras_hub.layers.TransformerDecoder(config.intermediate_dim, config.num_heads, dropout=config.dropout,
+                                                    name=f"decoder_layer_{index}")(
+                y, x, decoder_padding_mask=decoder_mask, encoder_padding_mask=encoder_mask)
+        logits = keras.layers.Dense(target_vocabulary, name="logits")(y)
+        return keras.Model([encoder_ids, decoder_ids], logits, name=f"{self.recipe.name or 'translation'}_transformer")
+
+    def vocabulary_sizes(self):
+        import sentencepiece
+
+        sizes = []
+        for proto in self.tokenizer_protos():
+            processor = sentencepiece.SentencePieceProcessor()
+            processor.LoadFromSerializedProto(proto)
+            sizes.append(processor.GetPieceSize())
+        return tuple(sizes)
+
+    def backbone_layer(self, model):
+        return model
+
+    def build_losses(self):
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def build_metrics(self):
+        import keras
+
+        return [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]
+
+    def model_metadata(self):
+        if self.metadata is not None:
+            return self.metadata
+        source, target = self.tokenizer_protos()
+        data, model = self.recipe.data, self.recipe.model
+        return {
+            "task": self.name,
+            "input": self.input_kind,
+            "source_language": data.source_language,
+            "target_language": data.target_language,
+            "tokenizers": {"kind": "sentencepiece", "source": encode_proto(source), "target": encode_proto(target),
+                           "special_ids": {"pad": PAD, "unk": 1, "bos": BOS, "eos": EOS}},
+            "max_length": self.recipe.tokenizer.max_length,
+            "vocabulary_sizes": list(self.vocabulary_sizes()),
+            "model": model.model_dump(),
+            "decoding": self.recipe.decoding.model_dump(),
+            "data_provenance": self.data.provenance,
+            "data_info": self.data.info,
+        }
+
+    # Evaluation ---------------------------------------------------------
+    def translator(self, model):
+        from toolkit.text_generation import Translator
+
+        return Translator(model, self.model_metadata())
+
+    def evaluate(self, model, split="test"):
+        from toolkit.text_metrics import corpus_scores
+
+        translator = self.translator(model)
+        metrics = self._evaluate_split(model, translator, split, corpus_scores)
+        if split == "test" and self.data.splits.get("validation"):
+            metrics["validation"] = self._evaluate_split(model, translator, "validation", corpus_scores)
+        return metrics
+
+    def _evaluate_split(self, model, translator, split, corpus_scores):
+        import time
+
+        pairs = self.data.splits.get(split) or []
+        if not pairs:
+            raise DataError(f"data: there is no {split} split to evaluate on")
+        started = time.time()
+        hypotheses = translator.translate([s for s, _ in pairs])
+        seconds = time.time() - started
+        references = [t for _, t in pairs]
+        metrics = {"examples": len(pairs), "decoding": dict(self.recipe.decoding.model_dump()),
+                   "decoding_seconds": round(seconds, 1)}
+        metrics.update(corpus_scores(hypotheses, references))
+        dataset = self.build_inputs(split)
+        accuracy = _token_accuracy(model, dataset)
+        metrics["token_accuracy"] = accuracy
+        metrics["samples"] = [{"source": s, "reference": r, "translation": h}
+                              for (s, r), h in list(zip(pairs, hypotheses))[:8]]
+        return metrics
+
+    @classmethod
+    def summary_metrics(cls, metrics):
+        summary = {key: metrics[key] for key in ("bleu", "chrf", "token_accuracy", "examples") if key in metrics}
+        validation = metrics.get("validation")
+        if validation:
+            summary["validation_bleu"] = validation["bleu"]
+        return summary
+
+    @classmethod
+    def card_metrics(cls, metrics):
+        lines = [f"sacreBLEU signature: `{metrics.get('bleu_signature', '')}`", ""]
+        validation = metrics.get("validation")
+        if validation:
+            lines += [f"Validation (random held-out pairs): BLEU {validation['bleu']:.2f}, "
+                      f"chrF {validation['chrf']:.2f}", ""]
+        lines += ["Sample test translations:", ""]
+        for sample in metrics.get("samples", [])[:4]:
+            lines += [f"- source: {sample['source']}", f"  - reference: {sample['reference']}",
+                      f"  - translation: {sample['translation']}"]
+        return lines + [""]
+
+    @classmethod
+    def card_limitations(cls, metadata):
+        return [
+            f"- Translates {metadata.get('source_language')} to {metadata.get('target_language')} text like the "
+            f"training data ({metadata.get('data_provenance', '')}); other domains translate much worse.",
+            f"- Inputs longer than {metadata.get('max_length')} subword tokens are truncated.",
+            "- BLEU and chrF are corpus scores on the test split named above (sacreBLEU, one reference).",
+        ]
+
+    # Serving and export -------------------------------------------------
+    def serving_signatures(self, model):
+        import tensorflow as tf
+
+        translator = self._serving_translator = self.translator(model)
+        translate = translator.translate_function()
+
+        def serve_translate(texts):
+            return {"translation": translate(texts)}
+
+        def serve_logits(encoder_token_ids, decoder_token_ids):
+            return {"logits": model([encoder_token_ids, decoder_token_ids], training=False)}
+
+        return {
+            "serving_default": (serve_translate, [tf.TensorSpec([None], tf.string, name="text")]),
+            "translate": (serve_translate, [tf.TensorSpec([None], tf.string, name="text")]),
+            "logits": (serve_logits, [tf.TensorSpec([None, None], tf.int32, name="encoder_token_ids"),
+                                      tf.TensorSpec([None, None], tf.int32, name="decoder_token_ids")]),
+        }
+
+    def serving_resources(self):
+        translator = self._serving_translator
+        return [translator.source_tokenizer, translator.target_tokenizer]
+
+    def onnx_signature(self):
+        import tensorflow as tf
+
+        return [tf.TensorSpec([None, None], tf.int32, name="encoder_token_ids"),
+                tf.TensorSpec([None, None], tf.int32, name="decoder_token_ids")]
+
+    def verification_samples(self, count):
+        return list(self.data.splits["test"][:count])
+
+    def save_samples(self, samples, directory):
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "pairs.tsv"), "w", encoding="utf-8") as f:
+            f.writelines(f"{source}\t{target}\n" for source, target in samples)
+
+    @classmethod
+    def load_samples(cls, directory, metadata):
+        with open(os.path.join(directory, "pairs.tsv"), encoding="utf-8") as f:
+            return [tuple(line.rstrip("\n").split("\t")[:2]) for line in f if "\t" in line]
+
+    @classmethod
+    def reference_key(cls, endpoint):
+        return {"logits": "logits", "onnx": "logits", "onnx_greedy": "greedy"}.get(endpoint, "translate")
+
+    @classmethod
+    def reference_outputs(cls, model, samples, metadata, endpoint):
+        from toolkit.text_generation import Translator
+
+        key = cls.reference_key(endpoint)
+        if key == "logits":
+            source, decoder, lengths = sample_ids(samples, metadata)
+            logits = np.asarray(model([source, decoder], training=False))
+            return [logits[i, :n] for i, n in enumerate(lengths)]
+        translator = Translator(model, metadata)
+        sources = [s for s, _ in samples]
+        if key == "greedy":
+            return translator.translate(sources, method="greedy")
+        return translator.translate(sources)
+
+    @classmethod
+    def export_outputs(cls, format_name, artifact, samples, metadata):
+        source, decoder, lengths = sample_ids(samples, metadata)
+        sources = [s for s, _ in samples]
+        if format_name == "saved_model":
+            import tensorflow as tf
+
+            translated = artifact.signatures["translate"](text=tf.constant(sources))["translation"].numpy()
+            logits = artifact.signatures["logits"](encoder_token_ids=tf.constant(source),
+                                                   decoder_token_ids=tf.constant(decoder))["logits"].numpy()
+            return {"translate": [t.decode("utf-8") for t in translated],
+                    "logits": [logits[i, :n] for i, n in enumerate(lengths)]}
+        if format_name == "onnx":
+            logits = onnx_logits(artifact, source, decoder)
+            return {"onnx": [logits[i, :n] for i, n in enumerate(lengths)],
+                    "onnx_greedy": onnx_greedy_translate(artifact, metadata, sources)}
+        raise ValueError(f"no verification for format {format_name}")
+
+    # Prediction ---------------------------------------------------------
+    @classmethod
+    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
+        """Translates strings; returns [{"input", "translation"}]."""
+        texts = [str(text) for text in inputs]
+        if runtime == "keras":
+            from toolkit.text_generation import Translator
+
+            translations = Translator(handle, metadata).translate(texts)
+        elif runtime == "saved_model":
+            import tensorflow as tf
+
+            signature = handle.signatures.get("translate") if hasattr(handle.signatures, "get") else None
+            signature = signature or handle.signatures["translate"]
+            translations = [t.decode("utf-8") for t in signature(text=tf.constant(texts))["translation"].numpy()]
+        elif runtime == "onnx":
+            translations = onnx_greedy_translate(handle, metadata, texts)
+        else:
+            raise ValueError(f"unknown runtime {runtime}")
+        return [{"input": text, "translation": translation} for text, translation in zip(texts, translations)]
+
+    @classmethod
+    def format_prediction(cls, result):
+        return result["translation"]
+
+
+class _NoBackbone:
+    """Translation models are trained from scratch: nothing to freeze."""
+
+    pretrained = False
+
+
+def _read_proto(directory, side):
+    path = os.path.join(directory, f"{side}.spm")
+    if not os.path.isfile(path):
+        raise RecipeError(f"tokenizer.vocabulary: {path} not found (expected source.spm and target.spm)")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _as_lists(ids):
+    return ids.to_list() if hasattr(ids, "to_list") else [list(row) for row in ids]
+
+
+def _token_accuracy(model, dataset):
+    correct, total = 0.0, 0.0
+    for (source, decoder), target, weight in dataset:
+        logits = model([source, decoder], training=False)
+        predicted = np.argmax(np.asarray(logits), axis=-1)
+        weight = weight.numpy()
+        correct += float(np.sum((predicted == target.numpy()) * weight))
+        total += float(np.sum(weight))
+    return correct / total if total else 0.0
+
+
+# ----------------------------------------------------------- without TensorFlow
+
+
+def _processors(metadata):
+    import sentencepiece
+
+    processors = []
+    for side in ("source", "target"):
+        processor = sentencepiece.SentencePieceProcessor()
+        processor.LoadFromSerializedProto(base64.b64decode(metadata["tokenizers"][side]))
+        processors.append(processor)
+    return processors
+
+
+def normalise_text(text):
+    """Python twin of the in-graph normalisation (NFC, whitespace)."""
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def sample_ids(samples, metadata):
+    """Token ids of verification pairs: (source [n, Ls], decoder input [n, Lt], target lengths)."""
+    source_processor, target_processor = _processors(metadata)
+    limit = int(metadata["max_length"])
+    sources = [source_processor.EncodeAsIds(normalise_text(s))[:limit] for s, _ in samples]
+    targets = [[BOS] + target_processor.EncodeAsIds(normalise_text(t))[: limit - 1] for _, t in samples]
+    return _pad(sources), _pad(targets), [len(t) for t in targets]
+
+
+def _pad(sequences):
+    width = max(1, max(len(s) for s in sequences))
+    array = np.zeros((len(sequences), width), np.int32)
+    for i, sequence in enumerate(sequences):
+        array[i, : len(sequence)] = sequence
+    return array
+
+
+def onnx_logits(session, source, decoder):
+    names = [i.name for i in session.get_inputs()]
+    return session.run(None, {names[0]: source.astype(np.int32), names[1]: decoder.astype(np.int32)})[0]
+
+
+def onnx_greedy_translate(session, metadata, texts, batch_size=32):
+    """Greedy decoding around the ONNX network (no cache: the prefix is re-run each step)."""
+    source_processor, target_processor = _processors(metadata)
+    limit = int(metadata["max_length"])
+    steps = int(metadata["decoding"]["max_length"])
+    results = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start:start + batch_size]
+        source = _pad([source_processor.EncodeAsIds(normalise_text(t))[:limit] for t in chunk])
+        decoder = np.full((len(chunk), 1), BOS, np.int32)
+        done = np.zeros(len(chunk), bool)
+        for _ in range(steps - 1):
+            logits = onnx_logits(session, source, decoder)[:, -1, :]
+            token = np.where(done, PAD, np.argmax(logits, axis=-1)).astype(np.int32)
+            decoder = np.concatenate([decoder, token[:, None]], axis=1)
+            done |= token == EOS
+            if done.all():
+                break
+        for row in decoder[:, 1:]:
+            ids = []
+            for token in row:
+                if token in (EOS, PAD):
+                    break
+                ids.append(int(token))
+            results.append(target_processor.DecodeIds(ids))
+    return results
+
+
+__all__ = ["TranslationRecipe", "TranslationTask", "learn_sentencepiece"]
