@@ -100,6 +100,8 @@ def test_exports_translate_like_the_python_api(toy_run):
     assert set(endpoints) == {"translate", "logits", "onnx", "onnx_greedy"}
     assert endpoints["translate"]["agreement"] == 1.0 and endpoints["translate"]["max_abs_diff"] is None
     assert endpoints["onnx"]["max_abs_diff"] < 1e-3
+    assert "no ONNX equivalent" in report["formats"]["onnx"]["note"]  # the gap is stated, not silent
+    assert "no ONNX equivalent" in open(os.path.join(toy_run.path, "MODEL_CARD.md")).read()
     sentences = ["red cat sees two dog", "one big dog runs"]
     keras_answers = [r["translation"] for r in toolkit.load(toy_run.path).predict(sentences)]
     saved = [r["translation"] for r in toolkit.load(os.path.join(toy_run.path, "export", "saved_model")).predict(sentences)]

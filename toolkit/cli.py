@@ -232,6 +232,7 @@ def _verify_table(report):
                 f"  {name:<12} {endpoint:<16} {_diff(figures['max_abs_diff']):>10} {figures['agreement']:>12.2%}  "
                 f"{'ok' if figures['passed'] else 'FAILED'}"
             )
+    lines += [f"  note: {name} holds {entry['note']}" for name, entry in report["formats"].items() if entry.get("note")]
     return "\n".join(lines)
 
 
@@ -376,6 +377,11 @@ def _cmd_list(args):
         for name, spec in FORMATS.items():
             options = ", ".join(f"{k}={v.default}" for k, v in spec.options.model_fields.items()) or "-"
             print(f"{name:<12} {spec.artifact:<12} options: {options:<10} {spec.description}")
+        from toolkit.tasks import TASKS
+
+        for task, cls in TASKS.items():
+            for name, note in cls.export_notes.items():
+                print(f"  {task} {name}: {note}")
     elif args.what == "sources":
         from toolkit.tasks import TASKS
 

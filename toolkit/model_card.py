@@ -74,12 +74,14 @@ def write_model_card(run, recipe, metadata, metrics, verify_report):
             f"tolerance {verify_report['tolerance']:.1g}; agreement = {verify_report['agreement_unit']}).",
             "",
             table(["format", "endpoint", "max abs diff", "agreement", "size", "status"], [
-                [name, endpoint, ("n/a (text)" if figures["max_abs_diff"] is None else f"{figures['max_abs_diff']:.2e}"), f"{figures['agreement']:.2%}",
+                [name, endpoint, _diff(figures["max_abs_diff"]), f"{figures['agreement']:.2%}",
                  f"{entry['size_bytes'] / 1e6:.1f} MB", "ok" if figures["passed"] else "FAILED"]
                 for name, entry in verify_report["formats"].items()
                 for endpoint, figures in entry["endpoints"].items()
             ]),
             "",
+            *[f"Note: {name} holds {entry['note']}.\n" for name, entry in verify_report["formats"].items()
+              if entry.get("note")],
         ]
     else:
         lines += ["Not exported.", ""]
@@ -105,3 +107,7 @@ def _input_text(metadata):
         kind = "RGB" if metadata.get("channels") == 3 else "grayscale"
         return f"{kind} image, resized to {metadata['image_size'][0]}x{metadata['image_size'][1]}, pixels 0..255"
     return metadata.get("input", "")
+
+
+def _diff(value):
+    return "n/a (text)" if value is None else f"{value:.2e}"

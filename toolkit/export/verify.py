@@ -99,7 +99,9 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
             ok = (diff is None or diff <= tolerance) and agreement >= min_agreement
             passed &= ok
             endpoints[endpoint] = {"max_abs_diff": diff, "agreement": agreement, "decisions": decisions, "passed": ok}
+        notes = task_class.export_notes.get(name)
         report["formats"][name] = {
+            **({"note": notes} if notes else {}),
             "artifact": spec.artifact,
             "runtime": spec.runtime,
             "size_bytes": _size(artifact),

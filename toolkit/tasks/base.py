@@ -31,6 +31,7 @@ class Task:
     input_kind = None
     default_monitor = "val_loss"
     agreement_unit = "top-1 per sample"  # what verify's agreement counts
+    export_notes = {}  # {format: what this task's artifact holds when it is not the whole pipeline}
 
     def __init__(self, recipe):
         self.recipe = recipe

@@ -149,6 +149,10 @@ class TranslationTask(Task):
     input_kind = "text"
     default_monitor = "val_token_accuracy"
     agreement_unit = "argmax per token; identical translations"
+    export_notes = {
+        "onnx": "the network only (token ids -> logits): tokenisation, the decoding loop and detokenisation are "
+                "string ops with no ONNX equivalent; `toolkit predict x.onnx` runs them with sentencepiece and NumPy",
+    }
 
     def __init__(self, recipe):
         super().__init__(recipe)
