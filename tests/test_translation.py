@@ -76,6 +76,21 @@ def test_tiny_transformer_learns_the_toy_language(toy_run):
     assert sample["translation"] == sample["reference"], sample
 
 
+def test_tokenizers_are_saved_with_the_run_and_reused(toy_run):
+    import base64
+
+    import toolkit
+
+    metadata = toolkit.load(toy_run.path).metadata
+    for side in ("source", "target"):
+        with open(os.path.join(toy_run.path, "tokenizers", f"{side}.spm"), "rb") as f:
+            assert f.read() == base64.b64decode(metadata["tokenizers"][side])
+    recipe = toy_run.load_recipe()
+    recipe.tokenizer.vocabulary = os.path.join(toy_run.path, "tokenizers")
+    task = make_task(recipe)
+    assert task.vocabulary_sizes() == tuple(metadata["vocabulary_sizes"])
+
+
 def test_beam_width_one_equals_greedy_and_beam_is_not_worse(toy_run):
     import toolkit
     from toolkit.text_generation import Translator
@@ -107,6 +122,8 @@ def test_exports_translate_like_the_python_api(toy_run):
     saved = [r["translation"] for r in toolkit.load(os.path.join(toy_run.path, "export", "saved_model")).predict(sentences)]
     assert saved == keras_answers
     assert keras_answers[0] == "GOD OWT SEES TAC DER"
+    empty = toolkit.load(os.path.join(toy_run.path, "export", "saved_model")).predict(["", "  "])
+    assert [type(r["translation"]) for r in empty] == [str, str]
 
 
 def test_saved_model_needs_no_python_tokenizer(toy_run, tmp_path):

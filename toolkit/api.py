@@ -67,6 +67,7 @@ def train(recipe, overrides=None, resume=None, log=print):
         recipe = run.load_recipe()
         log(f"run directory: {run.path}")
     task = make_task(recipe)
+    task.attach_run(run)
     started = time.time()
     try:
         model = Trainer(task, run, log).fit()

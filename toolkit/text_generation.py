@@ -96,7 +96,8 @@ class Translator:
 
         ids = self.source_tokenizer(normalise_strings(texts))
         ids = ids[:, : self.max_length]
-        return ids.to_tensor(default_value=PAD, shape=[None, None]) if isinstance(ids, tf.RaggedTensor) else ids
+        ids = ids.to_tensor(default_value=PAD) if isinstance(ids, tf.RaggedTensor) else ids
+        return tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])  # empty input: one padding column
 
     def decode_target(self, ids):
         """Generated ids [batch, length] (BOS first) -> detokenised strings."""
@@ -183,6 +184,7 @@ class Translator:
                     float(decoding["length_penalty"] if length_penalty is None else length_penalty),
                     int(max_length or decoding["max_length"]))
         if settings not in self._functions:
+            @tf.autograph.experimental.do_not_convert  # plain graph code; the loops are the samplers' while_loop
             def translate(texts):
                 ids = self.generate(self.encode_source(texts), *settings)
                 return self.decode_target(ids)

@@ -47,6 +47,10 @@ def load_saved_model(path):
 
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise ModelFileError(f"{path} is not a SavedModel directory (no saved_model.pb)")
+    try:  # registers TensorFlow Text ops (SentencePiece, NormalizeUTF8) that text models use
+        import tensorflow_text  # noqa: F401
+    except ImportError:
+        pass
     try:
         return tf.saved_model.load(path)
     except Exception as error:  # noqa: BLE001

@@ -36,6 +36,10 @@ class Task:
     def __init__(self, recipe):
         self.recipe = recipe
 
+    def attach_run(self, run):
+        """Called before training with the run directory (new or resumed): tasks
+        that learn something from the data before the model (tokenizers) keep it there."""
+
     # Data ---------------------------------------------------------------
     def build_inputs(self, split, training=False):
         """Returns the batched `tf.data.Dataset` of (inputs, targets) of a split."""

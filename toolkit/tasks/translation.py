@@ -128,7 +128,7 @@ def learn_sentencepiece(texts, vocabulary_size, name):
             input=path, model_writer=model, vocab_size=vocabulary_size, model_type="unigram",
             pad_id=PAD, unk_id=1, bos_id=BOS, eos_id=EOS, pad_piece="<pad>", unk_piece="<unk>", bos_piece="<s>",
             eos_piece="</s>", hard_vocab_limit=False, character_coverage=1.0, minloglevel=2,
-            input_sentence_size=200000, shuffle_input_sentence=True,
+            input_sentence_size=1000000, shuffle_input_sentence=False,
         )
     return model.getvalue()
 
@@ -161,6 +161,20 @@ class TranslationTask(Task):
         self._report = {}
         self.metadata = None
         self.backbone = _NoBackbone()
+
+    def attach_run(self, run):
+        """Learns the tokenizers once per run and keeps them in RUN/tokenizers/ (a resumed run reuses them)."""
+        from toolkit.atomic import atomic_path
+
+        directory = run.file("tokenizers")
+        if os.path.isfile(os.path.join(directory, "target.spm")):
+            self._protos = tuple(_read_proto(directory, side) for side in ("source", "target"))
+            return
+        os.makedirs(directory, exist_ok=True)
+        for side, proto in zip(("source", "target"), self.tokenizer_protos()):
+            with atomic_path(os.path.join(directory, f"{side}.spm")) as tmp:
+                with open(tmp, "wb") as f:
+                    f.write(proto)
 
     # Data ---------------------------------------------------------------
     @property
