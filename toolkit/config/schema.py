@@ -282,3 +282,26 @@ class Recipe(StrictModel):
                 f"{did_you_mean(data.source, sources.names())} (sources: {', '.join(sources.names())})"
             )
         return self
+
+
+class ImageRecipe(Recipe):
+    """Checks every image-task recipe shares: the backbone fits the image size,
+    and a frozen phase only with pretrained weights."""
+
+    @model_validator(mode="after")
+    def _check_image_backbone(self):
+        from toolkit.backbones.registry import BACKBONES
+
+        if self.model.backbone in BACKBONES:
+            minimum = BACKBONES.get(self.model.backbone).min_input_size
+            if min(self.data.image_size) < minimum:
+                raise ValueError(
+                    f"data.image_size: backbone {self.model.backbone} needs images of at least {minimum}x{minimum}, "
+                    f"the recipe gives {self.data.image_size[0]}x{self.data.image_size[1]}; raise data.image_size"
+                )
+        if self.model.weights == "none" and self.train.fine_tune.frozen_epochs > 0:
+            raise ValueError(
+                "train.fine_tune.frozen_epochs: a frozen backbone with model.weights: none (random weights) "
+                "learns nothing; set frozen_epochs: 0 or use pretrained weights"
+            )
+        return self

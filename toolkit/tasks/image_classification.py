@@ -22,38 +22,20 @@ import os
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from toolkit.config.schema import ClassifierModelConfig, ImageDataConfig, Recipe
+from toolkit.config.schema import ClassifierModelConfig, ImageDataConfig, ImageRecipe
 from toolkit.data.sources import CLASSIFICATION_SOURCES
 from toolkit.errors import DataError
 from toolkit.tasks.image import ImageTask, input_names, is_path, stack_batch
 
 
-class ImageClassificationRecipe(Recipe):
+class ImageClassificationRecipe(ImageRecipe):
     """Recipe of an image classification run."""
 
     task: Literal["image_classification"] = Field(..., description="task name")
     data: ImageDataConfig = Field(default_factory=ImageDataConfig, description="data")
     model: ClassifierModelConfig = Field(..., description="backbone and head")
-
-    @model_validator(mode="after")
-    def _check(self):
-        from toolkit.backbones.registry import BACKBONES
-
-        if self.model.backbone in BACKBONES:
-            minimum = BACKBONES.get(self.model.backbone).min_input_size
-            if min(self.data.image_size) < minimum:
-                raise ValueError(
-                    f"data.image_size: backbone {self.model.backbone} needs images of at least {minimum}x{minimum}, "
-                    f"the recipe gives {self.data.image_size[0]}x{self.data.image_size[1]}; raise data.image_size"
-                )
-        if self.model.weights == "none" and self.train.fine_tune.frozen_epochs > 0:
-            raise ValueError(
-                "train.fine_tune.frozen_epochs: a frozen backbone with model.weights: none (random weights) "
-                "learns nothing; set frozen_epochs: 0 or use pretrained weights"
-            )
-        return self
 
 
 class ImageClassificationTask(ImageTask):

@@ -25,7 +25,7 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
-from toolkit.config.schema import BackboneModelConfig, ExportConfig, ImageDataConfig, Recipe, StrictModel
+from toolkit.config.schema import BackboneModelConfig, ExportConfig, ImageDataConfig, ImageRecipe, StrictModel
 from toolkit.data.segmentation_sources import SEGMENTATION_SOURCES
 from toolkit.errors import DataError
 from toolkit.tasks.image import ImageTask, input_names, is_path, stack_batch
@@ -111,7 +111,7 @@ class SegmentationExportConfig(ExportConfig):
     )
 
 
-class SegmentationRecipe(Recipe):
+class SegmentationRecipe(ImageRecipe):
     """Recipe of a semantic segmentation run."""
 
     task: Literal["segmentation"] = Field(..., description="task name")
@@ -123,20 +123,6 @@ class SegmentationRecipe(Recipe):
 
     @model_validator(mode="after")
     def _check(self):
-        from toolkit.backbones.registry import BACKBONES
-
-        if self.model.backbone in BACKBONES:
-            minimum = BACKBONES.get(self.model.backbone).min_input_size
-            if min(self.data.image_size) < minimum:
-                raise ValueError(
-                    f"data.image_size: backbone {self.model.backbone} needs images of at least {minimum}x{minimum}, "
-                    f"the recipe gives {self.data.image_size[0]}x{self.data.image_size[1]}; raise data.image_size"
-                )
-        if self.model.weights == "none" and self.train.fine_tune.frozen_epochs > 0:
-            raise ValueError(
-                "train.fine_tune.frozen_epochs: a frozen backbone with model.weights: none (random weights) "
-                "learns nothing; set frozen_epochs: 0 or use pretrained weights"
-            )
         if self.loss.class_weights and self.data.classes and len(self.loss.class_weights) != len(self.data.classes):
             raise ValueError(
                 f"loss.class_weights: {len(self.loss.class_weights)} weights for {len(self.data.classes)} classes"

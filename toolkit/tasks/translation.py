@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
-from toolkit.data.translation_sources import TRANSLATION_SOURCES
+from toolkit.data.translation_sources import TRANSLATION_SOURCES, normalize_text
 from toolkit.errors import DataError, RecipeError
 from toolkit.tasks.base import Task
 from toolkit.tasks.translation_config import TokenizerConfig, TranslationDataConfig
@@ -494,9 +494,8 @@ class TranslationTask(Task):
         elif runtime == "saved_model":
             import tensorflow as tf
 
-            signature = handle.signatures.get("translate") if hasattr(handle.signatures, "get") else None
-            signature = signature or handle.signatures["translate"]
-            translations = [t.decode("utf-8") for t in signature(text=tf.constant(texts))["translation"].numpy()]
+            answer = handle.signatures["translate"](text=tf.constant(texts))["translation"].numpy()
+            translations = [t.decode("utf-8") for t in answer]
         elif runtime == "onnx":
             translations = onnx_greedy_translate(handle, metadata, texts)
         else:
@@ -551,19 +550,12 @@ def _processors(metadata):
     return processors
 
 
-def normalise_text(text):
-    """Python twin of the in-graph normalisation (NFC, whitespace)."""
-    import unicodedata
-
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
 def sample_ids(samples, metadata):
     """Token ids of verification pairs: (source [n, Ls], decoder input [n, Lt], target lengths)."""
     source_processor, target_processor = _processors(metadata)
     limit = int(metadata["max_length"])
-    sources = [source_processor.EncodeAsIds(normalise_text(s))[:limit] for s, _ in samples]
-    targets = [[BOS] + target_processor.EncodeAsIds(normalise_text(t))[: limit - 1] for _, t in samples]
+    sources = [source_processor.EncodeAsIds(normalize_text(s))[:limit] for s, _ in samples]
+    targets = [[BOS] + target_processor.EncodeAsIds(normalize_text(t))[: limit - 1] for _, t in samples]
     return _pad(sources), _pad(targets), [len(t) for t in targets]
 
 
@@ -588,7 +580,7 @@ def onnx_greedy_translate(session, metadata, texts, batch_size=32):
     results = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
-        source = _pad([source_processor.EncodeAsIds(normalise_text(t))[:limit] for t in chunk])
+        source = _pad([source_processor.EncodeAsIds(normalize_text(t))[:limit] for t in chunk])
         decoder = np.full((len(chunk), 1), BOS, np.int32)
         done = np.zeros(len(chunk), bool)
         for _ in range(steps - 1):

@@ -40,9 +40,8 @@ class TranslationDataConfig(DataConfig):
 class TokenizerConfig(StrictModel):
     """Subword tokenizers, learned from the training split only."""
 
-    kind: Literal["sentencepiece", "wordpiece"] = Field("sentencepiece", description="tokenizer family")
+    kind: Literal["sentencepiece"] = Field("sentencepiece", description="tokenizer family (SentencePiece unigram)")
     source_vocabulary: PositiveInt = Field(8000, description="source vocabulary size")
     target_vocabulary: PositiveInt = Field(8000, description="target vocabulary size")
-    lowercase: bool = Field(False, description="lowercase both sides before tokenizing")
     max_length: PositiveInt = Field(64, description="max tokens per side (longer pairs are truncated)")
     vocabulary: Optional[str] = Field(None, description="directory with saved tokenizers to reuse instead of learning")
