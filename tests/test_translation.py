@@ -168,3 +168,92 @@ def test_shipped_translation_recipe_loads():
     recipe = load_recipe("recipes/translation/bible_en_es.yaml")
     task = make_task(recipe)
     assert task.name == "translation" and recipe.decoding.method == "beam"
+
+
+# ------------------------------------------------- pretrained KerasHub preset
+
+
+def tiny_bart_preset(directory):
+    """A tiny BART (random weights) with a byte-level BPE tokenizer, saved as a local KerasHub preset."""
+    import keras
+    import keras_hub
+    from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
+
+    vocabulary = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for piece in bytes_to_unicode()[1] + ["Ġc", "<mask>"]:
+        vocabulary.setdefault(piece, len(vocabulary))
+    keras.utils.set_random_seed(0)
+    tokenizer = keras_hub.models.BartTokenizer(vocabulary=vocabulary, merges=["Ġ c"])
+    backbone = keras_hub.models.BartBackbone(vocabulary_size=len(vocabulary), num_layers=1, num_heads=2,
+                                             hidden_dim=32, intermediate_dim=64, max_sequence_length=64, dropout=0.0)
+    preprocessor = keras_hub.models.BartSeq2SeqLMPreprocessor(tokenizer, encoder_sequence_length=32,
+                                                              decoder_sequence_length=32)
+    keras_hub.models.BartSeq2SeqLM(backbone=backbone, preprocessor=preprocessor).save_to_preset(str(directory))
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def bart_run(tmp_path_factory):
+    """Fine-tunes the tiny local BART preset on the toy language through the normal recipe path."""
+    import toolkit
+
+    root = tmp_path_factory.mktemp("bart_translation")
+    os.environ["TOOLKIT_HOME"] = str(root / "home")
+    preset = tiny_bart_preset(root / "tiny_bart")
+    data = write_toy_corpus(root / "data", train=600, test=20)
+    recipe = toy_recipe(root, data, model={"pretrained": f"hub:{preset}"}, tokenizer={"max_length": 40},
+                        decoding={"max_length": 40, "beam_width": 2},
+                        train={"epochs": 8, "optimizer": {"name": "adam", "learning_rate": 0.003}})
+    return toolkit.train(load_recipe(recipe), log=lambda line: None), preset
+
+
+def test_bart_preset_fine_tunes_exports_and_translates(bart_run):
+    """hub:<local preset dir>: the preset's weights and tokenizer are used, fine-tuned, exported and verified."""
+    import csv
+
+    import keras_hub
+
+    import toolkit
+    from toolkit.text_generation import Translator
+
+    run, preset = bart_run
+    history = list(csv.DictReader(open(os.path.join(run.path, "history.csv"))))
+    assert float(history[-1]["val_loss"]) < 0.7 * float(history[0]["val_loss"]), history
+    metadata = toolkit.load(run.path).metadata
+    assert metadata["tokenizers"]["kind"] == "hub" and metadata["tokenizers"]["special_ids"]["decoder_start"] == [2, 0]
+    assert not os.path.exists(os.path.join(run.path, "tokenizers"))  # nothing learned: the preset's tokenizer
+    # The fine-tuned model started from the preset's weights: its position embeddings (barely trained) stay close.
+    original = keras_hub.models.Backbone.from_preset(preset)
+    loaded = toolkit.load(run.path).handle
+    tuned = [layer for layer in loaded.layers if layer.name == "seq2seq"][0].backbone
+    start = np.asarray(original.encoder_position_embedding.position_embeddings)
+    now = np.asarray(tuned.encoder_position_embedding.position_embeddings)
+    assert np.abs(now - start)[40:].max() < 1e-6  # positions past tokenizer.max_length are never updated
+    assert np.abs(now - start)[:10].max() > 1e-3  # the used ones were fine-tuned
+    report = json.load(open(os.path.join(run.path, "export", "verify.json")))
+    assert report["passed"], report
+    endpoints = {**report["formats"]["saved_model"]["endpoints"], **report["formats"]["onnx"]["endpoints"]}
+    assert endpoints["onnx"]["max_abs_diff"] < 1e-3 and endpoints["onnx_greedy"]["agreement"] == 1.0
+    sentences = ["red cat sees two dog", "one big dog runs"]
+    python = Translator(loaded, metadata).translate(sentences)
+    saved = [r["translation"] for r in toolkit.load(os.path.join(run.path, "export", "saved_model")).predict(sentences)]
+    assert saved == python
+    result = run_cli("predict", os.path.join(run.path, "export", "model.onnx"), "--text", "red cat runs")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == 1
+
+
+def test_missing_preset_is_one_line_error(tmp_path):
+    import toolkit
+
+    data = write_toy_corpus(tmp_path / "data", train=20, test=4)
+    recipe = load_recipe(toy_recipe(tmp_path, data, model={"pretrained": f"hub:{tmp_path / 'no_such_preset'}"}))
+    with pytest.raises(ToolkitError, match="model.pretrained: KerasHub preset .* could not be loaded"):
+        toolkit.train(recipe, log=lambda line: None)
+    with pytest.raises(ToolkitError, match="write hub:<preset name"):
+        load_recipe(toy_recipe(tmp_path, data, model={"pretrained": "bart_base_en"}))
+
+
+def test_shipped_bart_recipe_loads():
+    recipe = load_recipe("recipes/translation/bart_en_es.yaml")
+    assert recipe.model.pretrained == "hub:bart_base_en" and recipe.decoding.max_length <= recipe.tokenizer.max_length

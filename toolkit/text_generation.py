@@ -9,8 +9,12 @@ penalty `((5 + length) / 6) ** alpha`. A sequence that has emitted the end
 token is frozen: it can only continue with padding at log-probability 0, so
 finished beams are neither penalised nor extended by text after their end.
 
-Tokenisation is KerasHub's `SentencePieceTokenizer` (TensorFlow Text ops), so
-`translate` runs inside a SavedModel: strings in, strings out.
+Tokenisation is KerasHub's `SentencePieceTokenizer` (TensorFlow Text ops), or
+the tokenizer of a pretrained KerasHub seq2seq preset (BART byte-level BPE, T5
+SentencePiece), so `translate` runs inside a SavedModel: strings in, strings
+out. A model fine-tuned from a preset (`model.pretrained: hub:...`) decodes
+through the preset's own `Seq2SeqLM.call_encoder` / `call_decoder_with_cache`
+on the same backbone weights.
 
 Example:
 
@@ -20,8 +24,204 @@ array([b'En el principio'], dtype=object)
 """
 
 import base64
+import io
+import json
+import os
+import tempfile
+import zipfile
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+def special_ids(metadata):
+    """Padding, end and start ids of a translation model (older runs: the toolkit's defaults).
+
+    Returns:
+        dict with "pad", "eos" (ints) and "encoder_start", "encoder_end",
+        "decoder_start" (lists of ids put around the source / before the
+        generated target, as the KerasHub preprocessors pack them).
+    """
+    ids = dict(metadata["tokenizers"].get("special_ids", {}))
+    ids.setdefault("pad", PAD)
+    ids.setdefault("eos", EOS)
+    ids.setdefault("encoder_start", [])
+    ids.setdefault("encoder_end", [])
+    ids.setdefault("decoder_start", [ids.get("bos", BOS)])
+    return ids
+
+
+def pack_tokenizer(tokenizer):
+    """A KerasHub tokenizer as base64 text (its `save_to_preset` files, zipped) for the metadata."""
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as directory:
+        tokenizer.save_to_preset(directory)
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for root, _, files in os.walk(directory):
+                for name in files:
+                    path = os.path.join(root, name)
+                    archive.write(path, os.path.relpath(path, directory))
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def unpack_tokenizer(encoded):
+    """The KerasHub tokenizer stored by `pack_tokenizer`."""
+    import keras
+    import keras_hub  # noqa: F401 - registers the tokenizer classes
+
+    with tempfile.TemporaryDirectory() as directory:
+        with zipfile.ZipFile(io.BytesIO(base64.b64decode(encoded.encode("ascii")))) as archive:
+            for member in archive.namelist():
+                target = os.path.realpath(os.path.join(directory, member))
+                if not target.startswith(os.path.realpath(directory) + os.sep):
+                    raise ValueError(f"tokenizer archive: unsafe path {member!r}")
+            archive.extractall(directory)
+        # The tokenizer's own files (tokenizer.json + assets), as KerasHub's preset loader reads them;
+        # `Tokenizer.from_preset` would also want the whole model's config.json.
+        with open(os.path.join(directory, "tokenizer.json"), encoding="utf-8") as f:
+            tokenizer = keras.saving.deserialize_keras_object(json.load(f))
+        tokenizer.load_preset_assets(directory)
+    if not tokenizer.built:
+        tokenizer.build(None)
+    return tokenizer
+
+
+def model_tokenizers(metadata):
+    """(source, target) KerasHub tokenizers of a translation model, from its metadata."""
+    tokenizers = metadata["tokenizers"]
+    if tokenizers.get("kind") == "hub":
+        tokenizer = unpack_tokenizer(tokenizers["archive"])
+        return tokenizer, tokenizer
+    return make_tokenizer(tokenizers["source"], "source"), make_tokenizer(tokenizers["target"], "target")
+
+
+def seq2seq_class(backbone):
+    """The KerasHub `Seq2SeqLM` task class of a backbone (BartSeq2SeqLM, T5Seq2SeqLM, ...)."""
+    import keras_hub
+
+    pending, found = [keras_hub.models.Seq2SeqLM], []
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if getattr(cls, "backbone_cls", None) is type(backbone) and hasattr(cls, "call_decoder_with_cache"):
+            found.append(cls)
+    if not found:
+        raise ValueError(f"{type(backbone).__name__} has no KerasHub Seq2SeqLM with cached decoding; "
+                         "use a BART or T5 preset")
+    return found[0]
+
+
+_LAYER_CLASSES = {}
+
+
+def hub_seq2seq_layer_class():
+    """`toolkit>HubSeq2Seq`: a KerasHub BART/T5 backbone as `[encoder_token_ids, decoder_token_ids] -> logits`.
+
+    One layer owns the backbone, so a `.keras` file stores its weights once
+    (calling `backbone.token_embedding` as a second layer of the outer model
+    made the tied embedding fail to load). Padding masks come from the pad
+    id; the first decoder position is always attended (T5 starts decoding
+    with the pad token). Logits use the backbone's output embedding, as its
+    `Seq2SeqLM` does. Registered on first use (and by `load_keras_file`).
+    """
+    if "hub" in _LAYER_CLASSES:
+        return _LAYER_CLASSES["hub"]
+    import keras
+
+    @keras.saving.register_keras_serializable(package="toolkit")
+    class HubSeq2Seq(keras.layers.Layer):
+        def __init__(self, backbone, pad_id, **kwargs):
+            super().__init__(**kwargs)
+            self.backbone = backbone
+            self.pad_id = int(pad_id)
+
+        def call(self, inputs):
+            from keras import ops
+
+            encoder_ids, decoder_ids = inputs
+            encoder_mask = ops.cast(ops.not_equal(encoder_ids, self.pad_id), "int32")
+            decoder_mask = ops.cast(ops.not_equal(decoder_ids, self.pad_id), "int32")
+            decoder_mask = ops.concatenate([ops.ones_like(decoder_mask[:, :1]), decoder_mask[:, 1:]], axis=1)
+            outputs = self.backbone({"encoder_token_ids": encoder_ids, "encoder_padding_mask": encoder_mask,
+                                     "decoder_token_ids": decoder_ids, "decoder_padding_mask": decoder_mask})
+            return self.backbone.token_embedding(outputs["decoder_sequence_output"], reverse=True)
+
+        def compute_output_shape(self, input_shape):
+            return (*input_shape[1][:2], self.backbone.vocabulary_size)
+
+        def get_config(self):
+            return {**super().get_config(), "pad_id": self.pad_id,
+                    "backbone": keras.saving.serialize_keras_object(self.backbone)}
+
+        @classmethod
+        def from_config(cls, config):
+            config = dict(config)
+            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+            return cls(**config)
+
+    _LAYER_CLASSES["hub"] = HubSeq2Seq
+    return HubSeq2Seq
+
+
+class _ToolkitNetwork:
+    """Cached encoder/decoder calls of the toolkit's own Transformer (layers by name)."""
+
+    def __init__(self, model, dims):
+        layers = {layer.name: layer for layer in model.layers}
+        self.dims = dims
+        self.encoder_embedding = layers["encoder_embedding"]
+        self.encoder_layers = [layers[f"encoder_layer_{i}"] for i in range(dims["encoder_layers"])]
+        self.decoder_embedding = layers["decoder_embedding"]
+        self.decoder_layers = [layers[f"decoder_layer_{i}"] for i in range(dims["decoder_layers"])]
+        self.output_layer = layers["logits"]
+
+    def encode(self, source_ids, padding):
+        x = self.encoder_embedding(source_ids)
+        for layer in self.encoder_layers:
+            x = layer(x, padding_mask=padding)
+        return x
+
+    def empty_caches(self, source_ids, prompt, dtype):
+        import tensorflow as tf
+
+        batch, heads = tf.shape(source_ids)[0], self.dims["num_heads"]
+        head_dim, layers = self.dims["embed_dim"] // heads, self.dims["decoder_layers"]
+        return (tf.zeros([batch, layers, 2, tf.shape(prompt)[1], heads, head_dim], dtype),
+                tf.zeros([batch, layers, 2, tf.shape(source_ids)[1], heads, head_dim], dtype))
+
+    def call_decoder(self, token_ids, hidden, padding, self_cache, cross_cache, index, cross_index):
+        from keras import ops
+
+        x = self.decoder_embedding(token_ids, start_index=index)
+        self_caches, cross_caches = [], []
+        for i, layer in enumerate(self.decoder_layers):
+            x, next_self, next_cross = layer(
+                decoder_sequence=x, encoder_sequence=hidden, encoder_padding_mask=padding,
+                self_attention_cache=self_cache[:, i], self_attention_cache_update_index=index,
+                cross_attention_cache=cross_cache[:, i], cross_attention_cache_update_index=cross_index,
+            )
+            self_caches.append(next_self)
+            cross_caches.append(next_cross)
+        cross = ops.stack(cross_caches, axis=1) if cross_index is not None else cross_cache
+        return self.output_layer(x), ops.stack(self_caches, axis=1), cross
+
+
+class _HubNetwork:
+    """Cached calls of a pretrained KerasHub seq2seq backbone, through its own `Seq2SeqLM` task."""
+
+    def __init__(self, model):
+        backbone = [layer for layer in model.layers if isinstance(layer, hub_seq2seq_layer_class())][0].backbone
+        self.lm = seq2seq_class(backbone)(backbone=backbone, preprocessor=None)
+
+    def encode(self, source_ids, padding):
+        return self.lm.call_encoder(source_ids, padding)
+
+    def empty_caches(self, source_ids, prompt, dtype):
+        return self.lm._initialize_cache(source_ids, prompt)
+
+    def call_decoder(self, token_ids, hidden, padding, self_cache, cross_cache, index, cross_index):
+        logits, _, self_cache, cross_cache = self.lm.call_decoder_with_cache(
+            hidden, padding, token_ids, self_cache, index, cross_cache, cross_index)
+        return logits, self_cache, cross_cache
 
 
 def proto_bytes(encoded):
@@ -67,109 +267,101 @@ class Translator:
     """Greedy / beam-search decoding of a toolkit translation model.
 
     Args:
-        model: keras.Model. The teacher-forced encoder-decoder (layers named
-            `encoder_embedding`, `encoder_layer_<i>`, `decoder_embedding`,
-            `decoder_layer_<i>`, `logits`).
-        metadata: dict. The model's toolkit metadata (tokenizers, sizes,
-            decoding settings).
+        model: keras.Model. The teacher-forced encoder-decoder
+            `[encoder_token_ids, decoder_token_ids] -> logits`: the toolkit's
+            Transformer (layers named `encoder_embedding`, `encoder_layer_<i>`,
+            `decoder_embedding`, `decoder_layer_<i>`, `logits`) or a wrapped
+            KerasHub BART/T5 backbone.
+        metadata: dict. The model's toolkit metadata (tokenizers, special ids,
+            sizes, decoding settings).
     """
 
     def __init__(self, model, metadata):
         self.model = model
         self.metadata = metadata
-        self.dims = metadata["model"]
         self.max_length = int(metadata["max_length"])
-        self.source_tokenizer = make_tokenizer(metadata["tokenizers"]["source"], "source")
-        self.target_tokenizer = make_tokenizer(metadata["tokenizers"]["target"], "target")
-        layers = {layer.name: layer for layer in model.layers}
-        self.encoder_embedding = layers["encoder_embedding"]
-        self.encoder_layers = [layers[f"encoder_layer_{i}"] for i in range(self.dims["encoder_layers"])]
-        self.decoder_embedding = layers["decoder_embedding"]
-        self.decoder_layers = [layers[f"decoder_layer_{i}"] for i in range(self.dims["decoder_layers"])]
-        self.output_layer = layers["logits"]
+        self.ids = special_ids(metadata)
+        self.source_tokenizer, self.target_tokenizer = model_tokenizers(metadata)
+        if metadata["tokenizers"].get("kind") == "hub":
+            self.network = _HubNetwork(model)
+        else:
+            self.network = _ToolkitNetwork(model, metadata["model"])
         self._functions = {}
 
     # ----------------------------------------------------------------- tokens
     def encode_source(self, texts):
-        """Strings -> int32 [batch, length] source ids (padded with 0, truncated)."""
+        """Strings -> int32 [batch, length] source ids (start/end ids added, padded, truncated)."""
         import tensorflow as tf
 
         ids = self.source_tokenizer(normalise_strings(texts))
-        ids = ids[:, : self.max_length]
-        ids = ids.to_tensor(default_value=PAD) if isinstance(ids, tf.RaggedTensor) else ids
-        return tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])  # empty input: one padding column
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(ids, padding=self.ids["pad"])
+        start, end = self.ids["encoder_start"], self.ids["encoder_end"]
+        ids = tf.cast(ids[:, : self.max_length - len(start) - len(end)], tf.int32)
+        rows = tf.shape(ids.row_lengths())[0]
+        parts = [tf.RaggedTensor.from_tensor(tf.fill([rows, len(values)], 0) + tf.constant(values, tf.int32))
+                 for values in (start, end)]
+        ids = tf.concat([parts[0], ids, parts[1]], axis=1) if start or end else ids
+        ids = ids.to_tensor(default_value=self.ids["pad"])
+        # Empty input: one padding column.
+        return tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]], constant_values=self.ids["pad"])
 
     def decode_target(self, ids):
-        """Generated ids [batch, length] (BOS first) -> detokenised strings."""
+        """Generated ids [batch, length] (decoder start ids first) -> detokenised strings."""
         import tensorflow as tf
 
-        ids = tf.cast(ids[:, 1:], tf.int32)
-        ended = tf.cumsum(tf.cast(tf.equal(ids, EOS), tf.int32), axis=1) > 0
-        keep = tf.logical_and(tf.logical_not(ended), ids > EOS)
+        ids = tf.cast(ids[:, len(self.ids["decoder_start"]):], tf.int32)
+        ended = tf.cumsum(tf.cast(tf.equal(ids, self.ids["eos"]), tf.int32), axis=1) > 0
+        drop = set(self.ids["encoder_start"] + self.ids["decoder_start"] + [self.ids["pad"], self.ids["eos"]])
+        if self.metadata["tokenizers"].get("kind") != "hub":
+            drop |= {PAD, UNK, BOS, EOS}
+        keep = tf.logical_not(ended)
+        for value in sorted(drop):
+            keep = tf.logical_and(keep, tf.not_equal(ids, value))
         return self.target_tokenizer.detokenize(tf.ragged.boolean_mask(ids, keep))
 
     # ---------------------------------------------------------------- network
-    def encode(self, source_ids):
-        from keras import ops
-
-        padding = ops.not_equal(source_ids, PAD)
-        x = self.encoder_embedding(source_ids)
-        for layer in self.encoder_layers:
-            x = layer(x, padding_mask=padding)
-        return x, padding
-
-    def call_decoder(self, token_ids, hidden, padding, self_cache, cross_cache, index, cross_index):
-        from keras import ops
-
-        x = self.decoder_embedding(token_ids, start_index=index)
-        self_caches, cross_caches = [], []
-        for i, layer in enumerate(self.decoder_layers):
-            x, next_self, next_cross = layer(
-                decoder_sequence=x, encoder_sequence=hidden, encoder_padding_mask=padding,
-                self_attention_cache=self_cache[:, i], self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache[:, i], cross_attention_cache_update_index=cross_index,
-            )
-            self_caches.append(next_self)
-            cross_caches.append(next_cross)
-        cross = ops.stack(cross_caches, axis=1) if cross_index is not None else cross_cache
-        return self.output_layer(x), ops.stack(self_caches, axis=1), cross
-
     def generate(self, source_ids, method="greedy", beam_width=4, length_penalty=0.0, max_length=None):
-        """Decodes int32 source ids [batch, length]; returns ids [batch, max_length] starting with BOS."""
+        """Decodes int32 source ids [batch, length]; returns ids [batch, max_length] starting with the start ids."""
         import keras_hub
         import tensorflow as tf
         from keras import ops
 
-        length = int(max_length or self.max_length)
+        start, pad, eos = self.ids["decoder_start"], self.ids["pad"], self.ids["eos"]
+        length = int(max_length or self.max_length) + len(start) - 1
         batch = tf.shape(source_ids)[0]
-        hidden, padding = self.encode(source_ids)
-        heads, head_dim = self.dims["num_heads"], self.dims["embed_dim"] // self.dims["num_heads"]
-        layers = self.dims["decoder_layers"]
-        self_cache = tf.zeros([batch, layers, 2, length, heads, head_dim], hidden.dtype)
-        cross_cache = tf.zeros([batch, layers, 2, tf.shape(source_ids)[1], heads, head_dim], hidden.dtype)
-        prompt = tf.concat([tf.fill([batch, 1], BOS), tf.zeros([batch, length - 1], tf.int32)], axis=1)
-        _, self_cache, cross_cache = self.call_decoder(prompt[:, :1], hidden, padding, self_cache, cross_cache, 0, 0)
-        vocabulary = int(self.output_layer.units)
-        frozen = tf.one_hot(PAD, vocabulary, on_value=0.0, off_value=-1e9)
+        padding = ops.not_equal(source_ids, pad)
+        hidden = self.network.encode(source_ids, padding)
+        prompt = tf.concat([tf.tile(tf.constant([start], tf.int32), [batch, 1]),
+                            tf.fill([batch, length - len(start)], pad)], axis=1)
+        self_cache, cross_cache = self.network.empty_caches(source_ids, prompt, hidden.dtype)
+        _, self_cache, cross_cache = self.network.call_decoder(
+            prompt[:, : len(start)], hidden, padding, self_cache, cross_cache, 0, 0)
+        first = len(start)
 
         def next_step(prompt, cache, index):
             self_cache, hidden, padding, cross_cache = cache
             token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
-            logits, self_cache, _ = self.call_decoder(token, hidden, padding, self_cache, cross_cache, index - 1, None)
+            logits, self_cache, _ = self.network.call_decoder(token, hidden, padding, self_cache, cross_cache,
+                                                              index - 1, None)
             logits = logits[:, 0, :]
-            done = tf.reduce_any(tf.equal(prompt[:, :index], EOS), axis=1)
+            done = tf.reduce_any(tf.equal(prompt[:, first:index], eos), axis=1)
+            frozen = tf.one_hot(pad, tf.shape(logits)[-1], on_value=0.0, off_value=-1e9, dtype=logits.dtype)
             logits = tf.where(done[:, None], frozen[None, :], logits)
             return logits, None, (self_cache, hidden, padding, cross_cache)
 
         cache = (self_cache, hidden, padding, cross_cache)
+        # The start ids are given, not generated: BART starts with its end id, which must not stop decoding.
+        given = tf.tile(tf.range(length)[None, :] < first, [batch, 1])
         if method == "greedy":
             sampler = keras_hub.samplers.GreedySampler()
-            return sampler(next_step, prompt, cache=cache, index=1, stop_token_ids=[EOS])
+            return sampler(next_step, prompt, cache=cache, index=first, mask=given, stop_token_ids=[eos])
         sampler = keras_hub.samplers.BeamSampler(num_beams=beam_width, return_all_beams=True)
-        beams, log_probs = sampler(next_step, prompt, cache=cache, index=1, stop_token_ids=[EOS])
+        beams, log_probs = sampler(next_step, prompt, cache=cache, index=first, mask=given, stop_token_ids=[eos])
         if length_penalty:
-            generated = tf.cast(tf.logical_and(beams[:, :, 1:] > PAD, tf.logical_not(
-                tf.cumsum(tf.cast(tf.equal(beams[:, :, 1:], EOS), tf.int32), axis=2, exclusive=True) > 0)), tf.float32)
+            generated = beams[:, :, first:]
+            generated = tf.cast(tf.logical_and(tf.not_equal(generated, pad), tf.logical_not(
+                tf.cumsum(tf.cast(tf.equal(generated, eos), tf.int32), axis=2, exclusive=True) > 0)), tf.float32)
             lengths = tf.reduce_sum(generated, axis=2)
             log_probs = log_probs / tf.pow((5.0 + lengths) / 6.0, length_penalty)
         best = tf.argmax(log_probs, axis=1, output_type=tf.int32)

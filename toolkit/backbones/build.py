@@ -288,6 +288,10 @@ def load_keras_file(path):
         raise ModelFileError(f"{path} is not a Keras .keras file (not a zip archive); save it with model.save()")
     if _uses_keras_hub(path):
         import keras_hub  # noqa: F401 - registers KerasHub layers for deserialisation
+
+        from toolkit.text_generation import hub_seq2seq_layer_class
+
+        hub_seq2seq_layer_class()  # toolkit>HubSeq2Seq (translation fine-tuned from a preset)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001

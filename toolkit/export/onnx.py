@@ -36,6 +36,7 @@ def export_onnx(model, task, path, options):
     except ImportError:
         pass
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    register_missing_ops()
     # tf2onnx on a plain tf.function of the model. `model.export(format="onnx")`
     # goes through an ExportArchive concrete function and, for a model with a
     # nested multi-output feature extractor (segmentation), produced a wrong
@@ -50,6 +51,36 @@ def export_onnx(model, task, path, options):
     entry.key = METADATA_KEY
     entry.value = json.dumps(task.model_metadata())
     onnx.save(proto, path)
+
+
+_REGISTERED = []
+
+
+def register_missing_ops():
+    """Teaches tf2onnx the TensorFlow ops it lacks that toolkit models use (once per process).
+
+    - `Erfc` (exact GELU, `0.5 * x * erfc(-x / sqrt(2))`, in KerasHub BART/T5
+      presets): written as `1 - Erf(x)`.
+    """
+    if _REGISTERED:
+        return
+    import numpy as np
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    @tf_op("Erfc")
+    class Erfc:  # noqa: F841 - registered by the decorator
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):
+            dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+            one = ctx.make_const(utils.make_name(f"{node.name}_one"), np.array(1, dtype=dtype))
+            erf = ctx.make_node("Erf", [node.input[0]], name=utils.make_name(f"{node.name}_erf"))
+            outputs, shapes, dtypes = node.output, [ctx.get_shape(node.output[0])], [ctx.get_dtype(node.output[0])]
+            ctx.remove_node(node.name)
+            ctx.make_node("Sub", [one.output[0], erf.output[0]], outputs=outputs, name=node.name,
+                          shapes=shapes, dtypes=dtypes)
+
+    _REGISTERED.append(True)
 
 
 def load_onnx(path):

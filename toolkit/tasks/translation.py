@@ -27,7 +27,7 @@ import base64
 import bisect
 import os
 import tempfile
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
@@ -43,8 +43,12 @@ from toolkit.text_generation import BOS, EOS, PAD
 
 
 class TransformerConfig(StrictModel):
-    """Encoder-decoder Transformer sizes."""
+    """Encoder-decoder Transformer sizes, or a pretrained KerasHub seq2seq preset."""
 
+    pretrained: Optional[str] = Field(
+        None, description="hub:<preset or local preset dir> of a KerasHub BART/T5 model to fine-tune "
+                          "(its tokenizer and sizes replace tokenizer.* vocabularies and the sizes below)"
+    )
     embed_dim: PositiveInt = Field(256, description="token embedding / hidden width")
     num_heads: PositiveInt = Field(4, description="attention heads (embed_dim must divide by it)")
     intermediate_dim: PositiveInt = Field(1024, description="feed-forward width")
@@ -54,6 +58,9 @@ class TransformerConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_heads(self):
+        if self.pretrained is not None and not self.pretrained.startswith("hub:"):
+            raise ValueError(f"model.pretrained: {self.pretrained!r} is not a KerasHub preset; "
+                             "write hub:<preset name or local preset dir>, e.g. hub:bart_base_en")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be a multiple of num_heads ({self.num_heads})")
         return self
@@ -98,8 +105,8 @@ class TranslationRecipe(Recipe):
                 f"({self.tokenizer.max_length}), the longest sequence the model has positions for; lower it"
             )
         if self.train.fine_tune.frozen_epochs:
-            raise ValueError("train.fine_tune.frozen_epochs: a translation model has no pretrained backbone to "
-                             "freeze; set it to 0")
+            raise ValueError("train.fine_tune.frozen_epochs: translation fine-tunes the whole encoder-decoder "
+                             "(nothing is frozen); set it to 0")
         return self
 
 
@@ -161,11 +168,15 @@ class TranslationTask(Task):
         self._report = {}
         self.metadata = None
         self.backbone = _NoBackbone()
+        self.backbone.pretrained = bool(recipe.model.pretrained)
+        self._hub = None
 
     def attach_run(self, run):
         """Learns the tokenizers once per run and keeps them in RUN/tokenizers/ (a resumed run reuses them)."""
         from toolkit.atomic import atomic_path
 
+        if self.recipe.model.pretrained:
+            return  # the preset's tokenizer: nothing learned, and it travels in the model metadata
         directory = run.file("tokenizers")
         if os.path.isfile(os.path.join(directory, "target.spm")):
             self._protos = tuple(_read_proto(directory, side) for side in ("source", "target"))
@@ -185,6 +196,25 @@ class TranslationTask(Task):
             if not self._data.splits.get("train"):
                 raise DataError("data: the train split is empty")
         return self._data
+
+    @property
+    def hub(self):
+        """The pretrained preset's (tokenizer, special ids), for model.pretrained: hub:..."""
+        if self._hub is None:
+            if self.metadata is not None:
+                from toolkit.text_generation import special_ids, unpack_tokenizer
+
+                self._hub = (unpack_tokenizer(self.metadata["tokenizers"]["archive"]), special_ids(self.metadata))
+            else:
+                self._hub = load_hub_tokenizer(self.recipe.model.pretrained[4:])
+        return self._hub
+
+    def special_ids(self):
+        from toolkit.text_generation import special_ids
+
+        if self.recipe.model.pretrained:
+            return self.hub[1]
+        return special_ids({"tokenizers": {}})
 
     def tokenizer_protos(self):
         """(source, target) SentencePiece protos: learned on the train split, or from tokenizer.vocabulary."""
@@ -209,17 +239,24 @@ class TranslationTask(Task):
 
         from toolkit.text_generation import make_tokenizer
 
-        source_proto, target_proto = self.tokenizer_protos()
-        source_tokenizer = make_tokenizer(encode_proto(source_proto), "source")
-        target_tokenizer = make_tokenizer(encode_proto(target_proto), "target")
+        if self.recipe.model.pretrained:
+            source_tokenizer = target_tokenizer = self.hub[0]
+        else:
+            source_proto, target_proto = self.tokenizer_protos()
+            source_tokenizer = make_tokenizer(encode_proto(source_proto), "source")
+            target_tokenizer = make_tokenizer(encode_proto(target_proto), "target")
+        ids = self.special_ids()
         limit = self.recipe.tokenizer.max_length
+        source_room = limit - len(ids["encoder_start"]) - len(ids["encoder_end"])
+        target_room = limit - len(ids["decoder_start"])
         sources, targets = [], []
         for start in range(0, len(pairs), 4096):
             chunk = pairs[start:start + 4096]
             sources.extend(_as_lists(source_tokenizer(tf.constant([s for s, _ in chunk]))))
             targets.extend(_as_lists(target_tokenizer(tf.constant([t for _, t in chunk]))))
-        truncated = sum(1 for s, t in zip(sources, targets) if len(s) > limit or len(t) > limit - 1)
-        return [s[:limit] for s in sources], [t[: limit - 1] for t in targets], truncated
+        truncated = sum(1 for s, t in zip(sources, targets) if len(s) > source_room or len(t) > target_room)
+        sources = [ids["encoder_start"] + s[:source_room] + ids["encoder_end"] for s in sources]
+        return sources, [t[:target_room] for t in targets], truncated
 
     def build_inputs(self, split, training=False):
         import tensorflow as tf
@@ -233,10 +270,15 @@ class TranslationTask(Task):
                        "max_length": self.recipe.tokenizer.max_length})
         self._report[split] = report
 
+        ids = self.special_ids()
+        pad, start = ids["pad"], ids["decoder_start"]
+
         def generator():
+            # Decoder input: start ids + target; labels: the same shifted left, ending with the end id.
             for source, target in zip(sources, targets):
-                yield np.asarray(source, np.int32), np.asarray([BOS] + target, np.int32), \
-                    np.asarray(target + [EOS], np.int32)
+                decoder = start + target
+                yield np.asarray(source, np.int32), np.asarray(decoder, np.int32), \
+                    np.asarray(decoder[1:] + [ids["eos"]], np.int32)
 
         spec = tf.TensorSpec([None], tf.int32)
         dataset = tf.data.Dataset.from_generator(generator, output_signature=(spec, spec, spec))
@@ -244,7 +286,7 @@ class TranslationTask(Task):
         if training:
             dataset = dataset.shuffle(min(len(pairs), self.recipe.data.shuffle_buffer), seed=self.recipe.train.seed,
                                       reshuffle_each_iteration=True)
-        dataset = dataset.map(lambda s, d, t: ((s, d), t, tf.cast(t > PAD, tf.float32)))
+        dataset = dataset.map(lambda s, d, t: ((s, d), t, tf.cast(tf.not_equal(t, pad), tf.float32)))
         # Buckets by length so a batch is padded to its own longest sequence, not to max_length.
         limit = self.recipe.tokenizer.max_length
         boundaries = [b for b in (12, 20, 28, 40, 56, 80) if b < limit]
@@ -252,11 +294,11 @@ class TranslationTask(Task):
         dataset = dataset.bucket_by_sequence_length(
             lambda inputs, target, weight: tf.maximum(tf.shape(inputs[0])[0], tf.shape(target)[0]),
             bucket_boundaries=boundaries, bucket_batch_sizes=[batch] * (len(boundaries) + 1),
-            pad_to_bucket_boundary=False, drop_remainder=False,
+            padding_values=((pad, pad), pad, 0.0), pad_to_bucket_boundary=False, drop_remainder=False,
         )
         # Bucket membership does not depend on the shuffle, so the number of batches is known:
         # telling tf.data spares Keras an extra, empty step and its "ran out of data" warning.
-        lengths = [max(len(source), len(target) + 1) for source, target in zip(sources, targets)]
+        lengths = [max(len(source), len(target) + len(start)) for source, target in zip(sources, targets)]
         buckets = np.bincount([bisect.bisect_right(boundaries, n) for n in lengths], minlength=len(boundaries) + 1)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(int(sum(-(-c // batch) for c in buckets))))
         return dataset.prefetch(tf.data.AUTOTUNE)
@@ -274,6 +316,9 @@ class TranslationTask(Task):
         import keras
         import keras_hub
 
+        if self.recipe.model.pretrained:
+            return build_hub_model(self.recipe.model.pretrained[4:], self.special_ids()["pad"],
+                                   self.recipe.name or "translation")
         config, limit = self.recipe.model, self.recipe.tokenizer.max_length
         source_vocabulary, target_vocabulary = self.vocabulary_sizes()
         encoder_ids = keras.Input((None,), dtype="int32", name="encoder_token_ids")
@@ -297,6 +342,9 @@ class TranslationTask(Task):
     def vocabulary_sizes(self):
         import sentencepiece
 
+        if self.recipe.model.pretrained:
+            size = int(self.hub[0].vocabulary_size())
+            return size, size
         sizes = []
         for proto in self.tokenizer_protos():
             processor = sentencepiece.SentencePieceProcessor()
@@ -320,15 +368,22 @@ class TranslationTask(Task):
     def model_metadata(self):
         if self.metadata is not None:
             return self.metadata
-        source, target = self.tokenizer_protos()
         data, model = self.recipe.data, self.recipe.model
+        if model.pretrained:
+            from toolkit.text_generation import pack_tokenizer
+
+            tokenizers = {"kind": "hub", "preset": model.pretrained, "archive": pack_tokenizer(self.hub[0]),
+                          "special_ids": self.special_ids()}
+        else:
+            source, target = self.tokenizer_protos()
+            tokenizers = {"kind": "sentencepiece", "source": encode_proto(source), "target": encode_proto(target),
+                          "special_ids": dict(self.special_ids(), unk=1, bos=BOS)}
         return {
             "task": self.name,
             "input": self.input_kind,
             "source_language": data.source_language,
             "target_language": data.target_language,
-            "tokenizers": {"kind": "sentencepiece", "source": encode_proto(source), "target": encode_proto(target),
-                           "special_ids": {"pad": PAD, "unk": 1, "bos": BOS, "eos": EOS}},
+            "tokenizers": tokenizers,
             "max_length": self.recipe.tokenizer.max_length,
             "vocabulary_sizes": list(self.vocabulary_sizes()),
             "model": model.model_dump(),
@@ -513,6 +568,53 @@ class _NoBackbone:
     pretrained = False
 
 
+def _hub_error(preset, error):
+    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    return RecipeError(f"model.pretrained: KerasHub preset {preset!r} could not be loaded ({first}); give a "
+                       "BART/T5 preset that is cached or downloadable, or a local directory saved with save_to_preset")
+
+
+def load_hub_tokenizer(preset):
+    """The tokenizer of a KerasHub seq2seq preset and its packing ids (as its Seq2SeqLMPreprocessor packs)."""
+    import keras_hub
+
+    try:
+        preprocessor = keras_hub.models.Seq2SeqLMPreprocessor.from_preset(preset)
+    except Exception as error:  # noqa: BLE001 - any loading failure becomes one recipe error
+        raise _hub_error(preset, error)
+    preprocessor.build(None)
+    tokenizer = preprocessor.tokenizer
+
+    def ids(value):
+        return [] if value is None else [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+    special = {"pad": int(tokenizer.pad_token_id), "eos": int(tokenizer.end_token_id),
+               "encoder_start": ids(preprocessor.encoder_packer.start_value),
+               "encoder_end": ids(preprocessor.encoder_packer.end_value),
+               "decoder_start": ids(preprocessor.decoder_packer.start_value)}
+    if not special["decoder_start"]:
+        raise RecipeError(f"model.pretrained: preset {preset!r} has no decoder start token; use a BART or T5 preset")
+    return tokenizer, special
+
+
+def build_hub_model(preset, pad, name):
+    """A pretrained KerasHub BART/T5 backbone as `[encoder_token_ids, decoder_token_ids] -> logits`."""
+    import keras
+    import keras_hub
+
+    from toolkit.text_generation import hub_seq2seq_layer_class, seq2seq_class
+
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+    except Exception as error:  # noqa: BLE001
+        raise _hub_error(preset, error)
+    seq2seq_class(backbone)  # a backbone without cached seq2seq decoding fails here, not after training
+    encoder_ids = keras.Input((None,), dtype="int32", name="encoder_token_ids")
+    decoder_ids = keras.Input((None,), dtype="int32", name="decoder_token_ids")
+    logits = hub_seq2seq_layer_class()(backbone, pad, name="seq2seq")([encoder_ids, decoder_ids])
+    return keras.Model([encoder_ids, decoder_ids], logits, name=f"{name}_{backbone.name}")
+
+
 def _read_proto(directory, side):
     path = os.path.join(directory, f"{side}.spm")
     if not os.path.isfile(path):
@@ -539,29 +641,75 @@ def _token_accuracy(model, dataset):
 # ----------------------------------------------------------- without TensorFlow
 
 
-def _processors(metadata):
-    import sentencepiece
+class _Codec:
+    """Text <-> ids of a translation model outside the graph: the `sentencepiece` library (no TensorFlow),
+    or the preset's KerasHub tokenizer run eagerly."""
 
-    processors = []
-    for side in ("source", "target"):
-        processor = sentencepiece.SentencePieceProcessor()
-        processor.LoadFromSerializedProto(base64.b64decode(metadata["tokenizers"][side]))
-        processors.append(processor)
-    return processors
+    def __init__(self, metadata):
+        from toolkit.text_generation import special_ids
+
+        self.ids = special_ids(metadata)
+        self.limit = int(metadata["max_length"])
+        tokenizers = metadata["tokenizers"]
+        if tokenizers.get("kind") == "hub":
+            from toolkit.text_generation import unpack_tokenizer
+
+            tokenizer = unpack_tokenizer(tokenizers["archive"])
+            self._encode = [lambda text: [int(i) for i in np.asarray(tokenizer(text))]] * 2
+            self._decode = lambda ids: _first_text(tokenizer.detokenize(np.asarray([ids], np.int32))) if ids else ""
+            self._drop = set(self.ids["encoder_start"] + self.ids["decoder_start"])
+        else:
+            import sentencepiece
+
+            processors = []
+            for side in ("source", "target"):
+                processor = sentencepiece.SentencePieceProcessor()
+                processor.LoadFromSerializedProto(base64.b64decode(tokenizers[side]))
+                processors.append(processor)
+            self._encode = [processor.EncodeAsIds for processor in processors]
+            self._decode = processors[1].DecodeIds
+            self._drop = {1, BOS}  # unk and bos, as the in-graph detokenizer drops them
+
+    def source(self, text):
+        start, end = self.ids["encoder_start"], self.ids["encoder_end"]
+        return start + self._encode[0](normalize_text(text))[: self.limit - len(start) - len(end)] + end
+
+    def decoder_input(self, text):
+        start = self.ids["decoder_start"]
+        return start + self._encode[1](normalize_text(text))[: self.limit - len(start)]
+
+    def decode(self, ids):
+        """Generated ids after the start ids -> text (up to the end id)."""
+        kept = []
+        for token in ids:
+            if token in (self.ids["eos"], self.ids["pad"]):
+                break
+            if int(token) not in self._drop:
+                kept.append(int(token))
+        return self._decode(kept)
+
+    def pad(self, sequences):
+        return _pad(sequences, self.ids["pad"])
+
+
+def _first_text(value):
+    """The first string of a detokenised batch (a tensor, an array or a list; bytes or str)."""
+    value = value.numpy() if hasattr(value, "numpy") else value
+    value = value[0]
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def sample_ids(samples, metadata):
-    """Token ids of verification pairs: (source [n, Ls], decoder input [n, Lt], target lengths)."""
-    source_processor, target_processor = _processors(metadata)
-    limit = int(metadata["max_length"])
-    sources = [source_processor.EncodeAsIds(normalize_text(s))[:limit] for s, _ in samples]
-    targets = [[BOS] + target_processor.EncodeAsIds(normalize_text(t))[: limit - 1] for _, t in samples]
-    return _pad(sources), _pad(targets), [len(t) for t in targets]
+    """Token ids of verification pairs: (source [n, Ls], decoder input [n, Lt], decoder lengths)."""
+    codec = _Codec(metadata)
+    sources = [codec.source(s) for s, _ in samples]
+    targets = [codec.decoder_input(t) for _, t in samples]
+    return codec.pad(sources), codec.pad(targets), [len(t) for t in targets]
 
 
-def _pad(sequences):
+def _pad(sequences, value=PAD):
     width = max(1, max(len(s) for s in sequences))
-    array = np.zeros((len(sequences), width), np.int32)
+    array = np.full((len(sequences), width), value, np.int32)
     for i, sequence in enumerate(sequences):
         array[i, : len(sequence)] = sequence
     return array
@@ -574,29 +722,23 @@ def onnx_logits(session, source, decoder):
 
 def onnx_greedy_translate(session, metadata, texts, batch_size=32):
     """Greedy decoding around the ONNX network (no cache: the prefix is re-run each step)."""
-    source_processor, target_processor = _processors(metadata)
-    limit = int(metadata["max_length"])
+    codec = _Codec(metadata)
+    start_ids, pad, eos = codec.ids["decoder_start"], codec.ids["pad"], codec.ids["eos"]
     steps = int(metadata["decoding"]["max_length"])
     results = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
-        source = _pad([source_processor.EncodeAsIds(normalize_text(t))[:limit] for t in chunk])
-        decoder = np.full((len(chunk), 1), BOS, np.int32)
+        source = codec.pad([codec.source(t) for t in chunk])
+        decoder = np.tile(np.asarray([start_ids], np.int32), (len(chunk), 1))
         done = np.zeros(len(chunk), bool)
         for _ in range(steps - 1):
             logits = onnx_logits(session, source, decoder)[:, -1, :]
-            token = np.where(done, PAD, np.argmax(logits, axis=-1)).astype(np.int32)
+            token = np.where(done, pad, np.argmax(logits, axis=-1)).astype(np.int32)
             decoder = np.concatenate([decoder, token[:, None]], axis=1)
-            done |= token == EOS
+            done |= token == eos
             if done.all():
                 break
-        for row in decoder[:, 1:]:
-            ids = []
-            for token in row:
-                if token in (EOS, PAD):
-                    break
-                ids.append(int(token))
-            results.append(target_processor.DecodeIds(ids))
+        results.extend(codec.decode(row[len(start_ids):]) for row in decoder)
     return results
 
 
