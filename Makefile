@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-DEBIAN_DATA := dataset-fashion-mnist sword-text-web sword-text-sparv
+DEBIAN_DATA := dataset-fashion-mnist sword-text-web sword-text-sparv espeak-ng pocketsphinx-testdata
 RECIPE ?= recipes/image_classification/fashion_mnist.yaml
 
 .PHONY: setup data demo test test-fast bench lint clean
@@ -24,11 +24,14 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 # Elsewhere, install them yourself: sudo apt-get install $(DEBIAN_DATA)
 #   dataset-fashion-mnist: image classification / fashion scenes
 #   sword-text-web sword-text-sparv: the English-Spanish Bible (translation)
+#   espeak-ng: synthetic speech (speech recognition); pocketsphinx-testdata: real speech test clips
 data:
 	@missing=""; \
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
 	[ -f /usr/share/sword/mods.d/engWEB2015eb.conf ] || missing="$$missing sword-text-web"; \
 	[ -f /usr/share/sword/mods.d/spaRV1909eb.conf ] || missing="$$missing sword-text-sparv"; \
+	[ -x /usr/bin/espeak-ng ] || missing="$$missing espeak-ng"; \
+	[ -f /usr/share/pocketsphinx/test/data/librivox/transcription ] || missing="$$missing pocketsphinx-testdata"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian packages$$missing"; \

@@ -109,14 +109,30 @@ def _parser():
                                description="List what the toolkit knows.")
     listing.add_argument("what", choices=["recipes", "backbones", "tasks", "formats", "sources"])
 
-    data = verbs.add_parser("data", help="fetch datasets that ship inside registry packages",
-                            description="Fetch offline datasets into the toolkit's data cache ($TOOLKIT_HOME/data).")
+    data = verbs.add_parser("data", help="fetch or synthesize offline datasets",
+                            description="Fetch offline datasets into the toolkit's data cache ($TOOLKIT_HOME/data), "
+                                        "or speak a synthetic speech corpus.")
     data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
     data_verbs.required = True
     fetch = data_verbs.add_parser("fetch", help="download and extract a dataset",
                                   description="nuclei: the stardist wheel's sample image and mask (pip download "
                                               "--no-deps from PyPI; only the two files are kept).")
     fetch.add_argument("dataset", choices=["nuclei"])
+    synth = data_verbs.add_parser(
+        "synth-speech", help="speak a synthetic speech corpus with espeak-ng",
+        description="Write the synthetic speech corpus of data.source: espeak as an LJSpeech-style folder "
+                    "(train/, validation/, test/ with metadata.csv and wavs/); read it back with "
+                    "data.source: folder. Test utterances use held-out voices only.",
+        epilog="Example: toolkit data synth-speech --output speech_corpus --utterances 500",
+    )
+    synth.add_argument("--output", help="corpus directory (default: the espeak source's cache in $TOOLKIT_HOME/data)")
+    synth.add_argument("--utterances", type=int, help="training utterances (default 2000)")
+    synth.add_argument("--validation", type=int, help="validation utterances (default: a tenth of --utterances)")
+    synth.add_argument("--test", type=int, help="test utterances (default: a tenth of --utterances)")
+    synth.add_argument("--voices", help="comma-separated train/validation voices, e.g. en-us,en-gb+f3")
+    synth.add_argument("--test-voices", help="comma-separated held-out test voices, e.g. en-us-nyc+m4")
+    synth.add_argument("--seed", type=int, default=0, help="seed of texts, voices, speeds and pitches (default 0)")
+    synth.add_argument("--sample-rate", type=int, default=16000, help="sample rate of the WAVs (default 16000)")
 
     weights = verbs.add_parser("weights", help="manage the offline weights store",
                                description="The weights store holds pretrained backbone weights for machines "
@@ -391,10 +407,46 @@ def _cmd_list(args):
 
 
 def _cmd_data(args):
+    if args.data_verb == "synth-speech":
+        return _synth_speech(args)
     from toolkit.data.fetch import STARDIST, data_cache, fetch_wheel_members
 
     paths = fetch_wheel_members(STARDIST, data_cache("stardist"))
     print(f"{args.dataset}: {', '.join(sorted(paths.values()))}")
+
+
+def _synth_speech(args):
+    from pydantic import ValidationError
+
+    from toolkit.config.loader import format_validation_error
+    from toolkit.data.speech_sources import espeak_cache_dir, read_corpus_meta, synthesize_corpus
+    from toolkit.errors import RecipeError
+    from toolkit.tasks.speech_config import SpeechDataConfig
+
+    espeak = {"seed": args.seed}
+    if args.utterances is not None:
+        espeak["utterances"] = {"train": args.utterances, "validation": max(1, args.utterances // 10),
+                                "test": max(1, args.utterances // 10)}
+    for split in ("validation", "test"):
+        if getattr(args, split) is not None:
+            espeak.setdefault("utterances", {})[split] = getattr(args, split)
+    for field, value in (("voices", args.voices), ("test_voices", args.test_voices)):
+        if value is not None:
+            espeak[field] = [voice.strip() for voice in value.split(",") if voice.strip()]
+    try:
+        config = SpeechDataConfig(source="espeak", sample_rate=args.sample_rate, espeak=espeak)
+    except ValidationError as error:
+        raise RecipeError(format_validation_error(error, SpeechDataConfig, "synth-speech"))
+    output = os.path.abspath(args.output) if args.output else espeak_cache_dir(config)
+    existing = read_corpus_meta(output)
+    meta = synthesize_corpus(output, config.espeak, sample_rate=config.sample_rate, log=_log)
+    if existing is not None and existing.get("key") == meta["key"]:
+        print("(already there with these settings; kept)")
+    counts = ", ".join(f"{split} {count}" for split, count in meta["utterances"].items())
+    minutes = sum(meta["audio_seconds"].values()) / 60
+    print(f"{sum(meta['utterances'].values())} utterances ({counts}; {minutes:.1f} min of audio at "
+          f"{meta['sample_rate']} Hz) in {output}")
+    print(f"read it with: data.source: folder, data.path: {output}")
 
 
 def _cmd_weights(args):

@@ -97,14 +97,24 @@ def empty_report():
     return {"examples": 0, "skipped": 0, "skipped_reasons": {}, "skipped_examples": []}
 
 
-def count_skip(report, where, reason, on_error):
-    """Counts one skipped example in `report`, or raises under on_error: fail."""
+def count_skip(report, where, reason, on_error, detail=None, fix="fix the line"):
+    """Counts one skipped example in `report`, or raises under on_error: fail.
+
+    Args:
+        report: dict. One split's report (`empty_report()`).
+        where: str. The file (and line) of the example.
+        reason: str. What was wrong; examples are counted by it.
+        on_error: str. "skip" counts, "fail" raises DataError.
+        detail: optional str. Specifics written after the reason (not counted by).
+        fix: str. How to fix it, in the error message.
+    """
+    message = f"{reason}: {detail}" if detail else reason
     if on_error == "fail":
-        raise DataError(f"{where}: {reason}; fix the line or set data.on_error: skip")
+        raise DataError(f"{where}: {message}; {fix} or set data.on_error: skip")
     report["skipped"] += 1
     report["skipped_reasons"][reason] = report["skipped_reasons"].get(reason, 0) + 1
     if len(report["skipped_examples"]) < MAX_SKIPPED_EXAMPLES:
-        report["skipped_examples"].append(f"{where}: {reason}")
+        report["skipped_examples"].append(f"{where}: {message}")
 
 
 def clean_pair(source, target):
@@ -125,8 +135,25 @@ def random_cut(pairs, fraction, seed):
     return kept, [pair for index, pair in enumerate(pairs) if index in held]
 
 
-def finish_parallel(splits, reports, config, seed, provenance, info):
-    """Cuts missing test/validation splits from train, applies `data.limit`, fills the reports."""
+def finish_splits(splits, reports, config, seed, provenance, info, unit="pairs", require_train=True):
+    """Cuts missing test/validation splits from train, applies `data.limit`, fills the reports.
+
+    Args:
+        splits: dict. Split name -> list of examples; "train" is required,
+            a missing "test" or "validation" is cut from it at random
+            (`data.test_fraction`, `data.validation_fraction`, seeded).
+        reports: dict. Split name -> report (missing ones are empty).
+        config: DataConfig. For the fractions, `limit` and `source`.
+        seed: int. Seeds the cuts and the random training subset of `data.limit`.
+        provenance: str. Named in the error when train ends up empty.
+        info: dict. Copied, with "available" (counts before `data.limit`) added.
+        unit: str. What the examples are, in the error message.
+        require_train: bool. Whether an empty train split is an error (false
+            for test-only sources).
+
+    Returns:
+        (splits, reports, info), every split present.
+    """
     if "test" not in splits:
         if config.test_fraction <= 0:
             raise DataError(f"data: source {config.source!r} has no test split; set data.test_fraction > 0")
@@ -136,8 +163,8 @@ def finish_parallel(splits, reports, config, seed, provenance, info):
             splits["train"], splits["validation"] = random_cut(splits["train"], config.validation_fraction, seed + 1)
         else:
             splits["validation"] = []
-    if not splits["train"]:
-        raise DataError(f"data: source {config.source!r} gave no usable training pairs ({provenance})")
+    if require_train and not splits["train"]:
+        raise DataError(f"data: source {config.source!r} gave no usable training {unit} ({provenance})")
     info = dict(info, available={name: len(splits[name]) for name in SPLITS})
     for name in SPLITS:
         limit = getattr(config.limit, name, None)
@@ -150,7 +177,13 @@ def finish_parallel(splits, reports, config, seed, provenance, info):
     reports = {name: reports.get(name) or empty_report() for name in SPLITS}
     for name in SPLITS:
         reports[name]["examples"] = len(splits[name])
-    return ParallelData({name: splits[name] for name in SPLITS}, reports, provenance, info)
+    return {name: splits[name] for name in SPLITS}, reports, info
+
+
+def finish_parallel(splits, reports, config, seed, provenance, info):
+    """Cuts missing test/validation splits from train, applies `data.limit`, fills the reports."""
+    splits, reports, info = finish_splits(splits, reports, config, seed, provenance, info)
+    return ParallelData(splits, reports, provenance, info)
 
 
 # --------------------------------------------------------------------------- TSV
