@@ -292,6 +292,10 @@ def load_keras_file(path):
         from toolkit.text_generation import hub_seq2seq_layer_class
 
         hub_seq2seq_layer_class()  # toolkit>HubSeq2Seq (translation fine-tuned from a preset)
+    if _mentions(path, b'"toolkit>SpecAugment"'):
+        from toolkit.tasks.speech_recognition import spec_augment_class
+
+        spec_augment_class()
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001
@@ -300,9 +304,14 @@ def load_keras_file(path):
 
 
 def _uses_keras_hub(path):
+    return _mentions(path, b'"keras_hub')
+
+
+def _mentions(path, marker):
+    """Whether the model config inside a `.keras` file contains `marker` (bytes)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return b'"keras_hub' in archive.read("config.json")
+            return marker in archive.read("config.json")
     except (OSError, KeyError, zipfile.BadZipFile):
         return False
 

@@ -1,0 +1,631 @@
+"""Speech recognition: a DeepSpeech2-style CTC acoustic model with log-mel
+features computed in the graph, WER/CER with jiwer, waveform-to-text export.
+
+Features (`toolkit.tasks.speech_recognition.log_mel`, TensorFlow ops): STFT
+(Hann window), power spectrum, mel filterbank, log, then per-utterance
+normalisation over the utterance's own frames; frames past an utterance's
+length are exactly zero, which is how the model tells padding from speech.
+
+Model (`features [batch, frames, mels] -> logits [batch, frames / 2, 1 +
+characters]`): SpecAugment (frequency and time masks, training only), two
+2-D convolutions (stride 2x2 then 1x2) with BatchNorm and ReLU, a stack of
+bidirectional GRU/LSTM layers, a dense layer to the characters plus the CTC
+blank (index 0). Padding frames are forced to predict the blank, so CTC over
+the padded length equals CTC over each utterance's own length, and decoding
+needs no lengths. Trained with `keras.losses.CTC`; decoded greedily or with
+`keras.ops.ctc_decode` beam search.
+
+Serving: `transcribe` (SavedModel) takes float waveforms `[batch, samples]`
+at the recipe's sample rate with their lengths and returns strings
+(features, network and decoding inside); `logits` takes features. The ONNX
+export is the acoustic model (features -> logits); `toolkit predict x.onnx`
+computes the features with TensorFlow and decodes greedily in NumPy.
+
+Example:
+
+>>> from toolkit.config import load_recipe
+>>> from toolkit.tasks import make_task
+>>> make_task(load_recipe("recipes/speech_recognition/espeak_ctc.yaml")).name
+'speech_recognition'
+"""
+
+import math
+import os
+import time
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+from toolkit.config.schema import ExportConfig, Recipe, StrictModel
+from toolkit.data.speech_sources import SPEECH_SOURCES
+from toolkit.errors import DataError
+from toolkit.tasks.base import Task
+from toolkit.tasks.speech_config import DEFAULT_VOCABULARY, SpeechDataConfig
+
+BLANK = 0
+
+# ----------------------------------------------------------------------- recipe
+
+
+class FeatureConfig(StrictModel):
+    """Log-mel spectrogram computed inside the model's graph."""
+
+    num_mel_bins: PositiveInt = Field(80, description="mel bands")
+    frame_ms: PositiveFloat = Field(25.0, description="analysis window (ms)")
+    step_ms: PositiveFloat = Field(10.0, description="hop between frames (ms)")
+    fft_length: PositiveInt = Field(512, description="FFT size (>= the window in samples)")
+    lower_hz: float = Field(20.0, ge=0.0, description="lowest mel band edge (Hz)")
+    upper_hz: PositiveFloat = Field(7600.0, description="highest mel band edge (Hz, below sample_rate / 2)")
+
+
+class SpecAugmentConfig(StrictModel):
+    """SpecAugment masks, applied during training only."""
+
+    freq_masks: NonNegativeInt = Field(2, description="frequency masks per utterance")
+    freq_width: NonNegativeInt = Field(10, description="max mel bands per frequency mask")
+    time_masks: NonNegativeInt = Field(2, description="time masks per utterance")
+    time_width: NonNegativeInt = Field(12, description="max frames per time mask")
+
+
+class AcousticModelConfig(StrictModel):
+    """DeepSpeech2-style network sizes."""
+
+    conv_filters: PositiveInt = Field(32, description="filters of the two 2-D convolutions")
+    conv_kernel: tuple[PositiveInt, PositiveInt] = Field((11, 41), description="(time, frequency) kernel of the "
+                                                         "first convolution; the second uses (time, frequency / 2)")
+    rnn: Literal["gru", "lstm"] = Field("gru", description="recurrent cell")
+    rnn_units: PositiveInt = Field(192, description="units per direction")
+    rnn_layers: PositiveInt = Field(3, description="bidirectional recurrent layers")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after each recurrent layer")
+
+
+class CTCDecodingConfig(StrictModel):
+    """How transcripts are decoded from the CTC logits."""
+
+    method: Literal["greedy", "beam"] = Field("greedy", description="greedy (best path) or beam search")
+    beam_width: PositiveInt = Field(16, description="beams (beam)")
+
+
+class SpeechExportConfig(ExportConfig):
+    """Export settings: logits parity plus identical greedy transcripts."""
+
+    parity_tolerance: PositiveFloat = Field(1e-3, description="max abs difference of logits allowed")
+    verify_samples: PositiveInt = Field(16, description="held-out test utterances used for verification")
+
+
+class SpeechRecognitionRecipe(Recipe):
+    """Recipe of a speech recognition run."""
+
+    task: Literal["speech_recognition"] = Field(..., description="task name")
+    data: SpeechDataConfig = Field(default_factory=SpeechDataConfig, description="data")
+    vocabulary: str = Field(DEFAULT_VOCABULARY, description="characters the model writes (CTC blank added)")
+    extra_tests: list[str] = Field(
+        default_factory=list, description="other data sources evaluated as out-of-domain test sets (e.g. pocketsphinx)"
+    )
+    features: FeatureConfig = Field(default_factory=FeatureConfig, description="log-mel features")
+    spec_augment: SpecAugmentConfig = Field(default_factory=SpecAugmentConfig, description="SpecAugment")
+    model: AcousticModelConfig = Field(default_factory=AcousticModelConfig, description="acoustic model")
+    decoding: CTCDecodingConfig = Field(default_factory=CTCDecodingConfig, description="decoding")
+    export: SpeechExportConfig = Field(default_factory=SpeechExportConfig, description="export and verification")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if len(set(self.vocabulary)) != len(self.vocabulary) or not self.vocabulary:
+            raise ValueError(f"vocabulary: {self.vocabulary!r} must list each character once")
+        frame = int(self.data.sample_rate * self.features.frame_ms / 1000)
+        if self.features.fft_length < frame:
+            raise ValueError(f"features.fft_length ({self.features.fft_length}) is below the window "
+                             f"({frame} samples); raise it to at least {frame}")
+        if self.features.upper_hz > self.data.sample_rate / 2:
+            raise ValueError(f"features.upper_hz ({self.features.upper_hz}) is above half the sample rate "
+                             f"({self.data.sample_rate / 2:g}); lower it")
+        if self.train.fine_tune.frozen_epochs:
+            raise ValueError("train.fine_tune.frozen_epochs: the acoustic model is trained whole; set it to 0")
+        return self
+
+
+# --------------------------------------------------------------- graph pieces
+
+
+def frame_sizes(metadata):
+    rate = int(metadata["sample_rate"])
+    features = metadata["features"]
+    return int(rate * features["frame_ms"] / 1000), int(rate * features["step_ms"] / 1000)
+
+
+def log_mel(waves, lengths, metadata):
+    """Normalised log-mel features of a batch of waveforms (TensorFlow ops).
+
+    Args:
+        waves: float32 [batch, samples], zero-padded.
+        lengths: int32 [batch], samples of each waveform.
+        metadata: dict with "sample_rate" and "features".
+
+    Returns:
+        float32 [batch, frames, mels]; frames past each length are zero.
+    """
+    import tensorflow as tf
+
+    features = metadata["features"]
+    frame, step = frame_sizes(metadata)
+    waves = tf.convert_to_tensor(waves, tf.float32)
+    waves = tf.pad(waves, [[0, 0], [0, tf.maximum(frame - tf.shape(waves)[1], 0)]])
+    stft = tf.signal.stft(waves, frame, step, int(features["fft_length"]), pad_end=False)
+    power = tf.math.square(tf.abs(stft))
+    matrix = tf.signal.linear_to_mel_weight_matrix(
+        int(features["num_mel_bins"]), int(features["fft_length"]) // 2 + 1, float(metadata["sample_rate"]),
+        float(features["lower_hz"]), float(features["upper_hz"]))
+    logmel = tf.math.log(tf.tensordot(power, matrix, 1) + 1e-6)
+    frames = tf.maximum((tf.cast(lengths, tf.int32) - frame) // step + 1, 0)
+    mask = tf.sequence_mask(frames, tf.shape(logmel)[1], tf.float32)[:, :, None]
+    count = tf.maximum(tf.reduce_sum(mask, axis=[1, 2], keepdims=True) * tf.cast(tf.shape(logmel)[2], tf.float32),
+                       1.0)
+    mean = tf.reduce_sum(logmel * mask, axis=[1, 2], keepdims=True) / count
+    variance = tf.reduce_sum(tf.square(logmel - mean) * mask, axis=[1, 2], keepdims=True) / count
+    return (logmel - mean) * tf.math.rsqrt(variance + 1e-5) * mask
+
+
+_LAYERS = {}
+
+
+def spec_augment_class():
+    """`toolkit>SpecAugment`: frequency and time masks on features, in training only (registered on first use)."""
+    if "spec" in _LAYERS:
+        return _LAYERS["spec"]
+    import keras
+
+    @keras.saving.register_keras_serializable(package="toolkit")
+    class SpecAugment(keras.layers.Layer):
+        def __init__(self, freq_masks=2, freq_width=10, time_masks=2, time_width=12, seed=None, **kwargs):
+            super().__init__(**kwargs)
+            self.freq_masks, self.freq_width = freq_masks, freq_width
+            self.time_masks, self.time_width = time_masks, time_width
+            self.seed = seed
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def _masks(self, count, width, size, batch):
+            from keras import ops
+
+            keep = ops.ones((batch, size))
+            positions = ops.arange(size)[None, :]
+            for _ in range(count):
+                span = ops.floor(keras.random.uniform((batch, 1), seed=self.generator) * (width + 1))
+                room = ops.maximum(ops.cast(size, "float32") - span, 1.0)
+                start = ops.floor(keras.random.uniform((batch, 1), seed=self.generator) * room)
+                span, start = ops.cast(span, "int32"), ops.cast(start, "int32")
+                inside = ops.logical_and(positions >= start, positions < start + span)
+                keep = keep * ops.cast(ops.logical_not(inside), keep.dtype)
+            return keep
+
+        def call(self, features, training=False):
+            from keras import ops
+
+            if not training:
+                return features
+            batch, frames, bins = ops.shape(features)[0], ops.shape(features)[1], ops.shape(features)[2]
+            if self.freq_masks and self.freq_width:
+                features = features * self._masks(self.freq_masks, self.freq_width, bins, batch)[:, None, :]
+            if self.time_masks and self.time_width:
+                features = features * self._masks(self.time_masks, self.time_width, frames, batch)[:, :, None]
+            return features
+
+        def get_config(self):
+            return {**super().get_config(), "freq_masks": self.freq_masks, "freq_width": self.freq_width,
+                    "time_masks": self.time_masks, "time_width": self.time_width, "seed": self.seed}
+
+    _LAYERS["spec"] = SpecAugment
+    return SpecAugment
+
+
+def greedy_decode_ids(logits):
+    """Best path per utterance (NumPy): argmax, merge repeats, drop blanks; returns lists of ids."""
+    best = np.argmax(np.asarray(logits), axis=-1)
+    results = []
+    for row in best:
+        ids, previous = [], BLANK
+        for token in row:
+            if token != previous and token != BLANK:
+                ids.append(int(token))
+            previous = token
+        results.append(ids)
+    return results
+
+
+def ids_to_text(ids, vocabulary):
+    return "".join(vocabulary[i - 1] for i in ids if 0 < i <= len(vocabulary))
+
+
+def text_to_ids(text, vocabulary):
+    index = {c: i + 1 for i, c in enumerate(vocabulary)}
+    return [index[c] for c in text]
+
+
+class Transcriber:
+    """Features, network and CTC decoding as one tf.function: waveforms + lengths -> strings."""
+
+    def __init__(self, model, metadata):
+        self.model = model
+        self.metadata = metadata
+        self._functions = {}
+
+    def decode(self, logits, method, beam_width):
+        import tensorflow as tf
+        from keras import ops
+
+        batch, frames = tf.shape(logits)[0], tf.shape(logits)[1]
+        lengths = tf.fill([batch], frames)
+        strategy = "beam_search" if method == "beam" else "greedy"
+        kwargs = {"beam_width": beam_width, "top_paths": 1} if method == "beam" else {}
+        decoded, _ = ops.ctc_decode(logits, lengths, strategy=strategy, mask_index=BLANK, **kwargs)
+        ids = tf.cast(decoded[0], tf.int32)  # [batch, length], padded with -1
+        characters = tf.constant([""] + list(self.metadata["vocabulary"]))
+        ids = tf.where(ids < 0, 0, ids)
+        return tf.strings.reduce_join(tf.gather(characters, ids), axis=1)
+
+    def function(self, method=None, beam_width=None):
+        import tensorflow as tf
+
+        decoding = self.metadata["decoding"]
+        settings = (method or decoding["method"], int(beam_width or decoding["beam_width"]))
+        if settings not in self._functions:
+            @tf.autograph.experimental.do_not_convert
+            def transcribe(waveforms, lengths):
+                features = log_mel(waveforms, lengths, self.metadata)
+                return self.decode(self.model(features, training=False), *settings)
+
+            self._functions[settings] = tf.function(transcribe, input_signature=[
+                tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)])
+        return self._functions[settings]
+
+    def transcribe(self, waves, batch_size=16, **settings):
+        """Transcribes a list of float32 waveforms (at the model's sample rate); returns a list of str."""
+        function = self.function(**settings)
+        results = []
+        for start in range(0, len(waves), batch_size):
+            batch, lengths = pad_waves(waves[start:start + batch_size])
+            results.extend(t.decode("utf-8") for t in function(batch, lengths).numpy())
+        return results
+
+
+def pad_waves(waves):
+    lengths = np.asarray([len(w) for w in waves], np.int32)
+    batch = np.zeros((len(waves), max(1, int(lengths.max(initial=1)))), np.float32)
+    for i, wave in enumerate(waves):
+        batch[i, : len(wave)] = wave
+    return batch, lengths
+
+
+def features_of(waves, metadata):
+    """Features of a list of waveforms as NumPy [batch, frames, mels] (TensorFlow ops, eager)."""
+    batch, lengths = pad_waves(waves)
+    return np.asarray(log_mel(batch, lengths, metadata))
+
+
+# ------------------------------------------------------------------------- task
+
+
+class SpeechRecognitionTask(Task):
+    """Speech recognition: data, features, CTC model, WER/CER, serving and prediction."""
+
+    name = "speech_recognition"
+    config_class = SpeechRecognitionRecipe
+    sources = SPEECH_SOURCES
+    input_kind = "audio"
+    default_monitor = "val_loss"
+    agreement_unit = "argmax per frame; identical transcripts"
+    export_notes = {
+        "onnx": "the acoustic model only (log-mel features -> CTC logits): `toolkit predict x.onnx` computes the "
+                "features with TensorFlow ops and decodes greedily in NumPy",
+    }
+
+    def __init__(self, recipe):
+        super().__init__(recipe)
+        self._data = None
+        self._report = {}
+        self.metadata = None
+        self.backbone = _NoBackbone()
+
+    @property
+    def data(self):
+        if self._data is None:
+            self._data = self.sources.get(self.recipe.data.source)(
+                self.recipe.data, self.recipe.train.seed, self.recipe.vocabulary)
+            if not self._data.splits.get("train"):
+                raise DataError("data: the train split is empty")
+        return self._data
+
+    def build_inputs(self, split, training=False):
+        import tensorflow as tf
+
+        utterances = self.data.splits.get(split) or []
+        if not utterances:
+            return None
+        metadata = self.model_metadata()
+        vocabulary = self.recipe.vocabulary
+        report = dict(self.data.report.get(split, {}))
+        report["examples"] = len(utterances)
+        report["audio_seconds"] = round(sum(len(u.audio) for u in utterances) / self.recipe.data.sample_rate, 1)
+        self._report[split] = report
+
+        def generator():
+            for utterance in utterances:
+                yield utterance.audio.astype(np.float32), np.asarray(text_to_ids(utterance.text, vocabulary), np.int32)
+
+        dataset = tf.data.Dataset.from_generator(generator, output_signature=(
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32)))
+        dataset = dataset.map(lambda wave, label: (log_mel(wave[None], tf.shape(wave)[:1], metadata)[0], label),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.cache()
+        if training:
+            dataset = dataset.shuffle(min(len(utterances), self.recipe.data.shuffle_buffer),
+                                      seed=self.recipe.train.seed, reshuffle_each_iteration=True)
+        batch = self.recipe.train.batch_size
+        dataset = dataset.padded_batch(batch, padded_shapes=([None, None], [None]))
+        count = -(-len(utterances) // batch)
+        return dataset.apply(tf.data.experimental.assert_cardinality(count)).prefetch(tf.data.AUTOTUNE)
+
+    def data_report(self):
+        return self._report
+
+    def build_preprocessor(self):
+        metadata = self.model_metadata()
+        return lambda waves, lengths: log_mel(waves, lengths, metadata)
+
+    def build_model(self):
+        import keras
+        from keras import layers, ops
+
+        config, augment = self.recipe.model, self.recipe.spec_augment
+        bins = self.recipe.features.num_mel_bins
+        features = keras.Input((None, bins), name="features")
+        # Frames of padding are exactly zero (see log_mel); after the time stride of 2 an output frame is
+        # speech when either of its two input frames is.
+        speech = ops.cast(ops.any(ops.not_equal(features, 0.0), axis=-1), "float32")[:, :, None]
+        speech = layers.MaxPooling1D(2, strides=2, padding="same", name="frame_mask")(speech)
+        x = spec_augment_class()(augment.freq_masks, augment.freq_width, augment.time_masks, augment.time_width,
+                                 seed=self.recipe.train.seed, name="spec_augment")(features)
+        x = layers.Reshape((-1, bins, 1), name="add_channel")(x)
+        time_kernel, freq_kernel = config.conv_kernel
+        x = layers.Conv2D(config.conv_filters, (time_kernel, freq_kernel), strides=(2, 2), padding="same", use_bias=False,
+                          name="conv_1")(x)
+        x = layers.ReLU(name="conv_1_relu")(layers.BatchNormalization(name="conv_1_bn")(x))
+        x = layers.Conv2D(config.conv_filters, (time_kernel, max(1, freq_kernel // 2)), strides=(1, 2), padding="same", use_bias=False,
+                          name="conv_2")(x)
+        x = layers.ReLU(name="conv_2_relu")(layers.BatchNormalization(name="conv_2_bn")(x))
+        merged = math.ceil(math.ceil(bins / 2) / 2)  # mel bins left after two frequency strides of 2 ("same")
+        x = layers.Reshape((-1, merged * config.conv_filters), name="merge_bins")(x)
+        cell = layers.GRU if config.rnn == "gru" else layers.LSTM
+        for index in range(config.rnn_layers):
+            x = layers.Bidirectional(cell(config.rnn_units, return_sequences=True), name=f"rnn_{index + 1}")(x)
+            x = layers.Dropout(config.dropout, name=f"rnn_{index + 1}_dropout")(x)
+        logits = layers.Dense(len(self.recipe.vocabulary) + 1, name="characters")(x)
+        # Padding frames: logit 0 for the blank, -1e4 for every character (built from tensors: a NumPy
+        # constant here becomes an extra ONNX input).
+        blank = ops.one_hot(ops.cast(speech[:, :, 0] * 0.0, "int32") + BLANK, len(self.recipe.vocabulary) + 1)
+        logits = ops.where(speech > 0, logits, (blank - 1.0) * 1e4)
+        return keras.Model(features, logits, name=f"{self.recipe.name or 'speech'}_ctc")
+
+    def backbone_layer(self, model):
+        return model
+
+    def build_losses(self):
+        import keras
+
+        return keras.losses.CTC()
+
+    def build_metrics(self):
+        return []
+
+    def model_metadata(self):
+        if self.metadata is not None:
+            return self.metadata
+        return {
+            "task": self.name,
+            "input": self.input_kind,
+            "sample_rate": self.recipe.data.sample_rate,
+            "vocabulary": self.recipe.vocabulary,
+            "features": self.recipe.features.model_dump(),
+            "model": self.recipe.model.model_dump(),
+            "decoding": self.recipe.decoding.model_dump(),
+            "data_provenance": self.data.provenance,
+        }
+
+    # Evaluation ---------------------------------------------------------
+    def evaluate(self, model, split="test"):
+        utterances = self.data.splits.get(split) or []
+        if not utterances:
+            raise DataError(f"data: there is no {split} split to evaluate on")
+        metrics = self._score(model, utterances)
+        if split == "test":
+            if self.data.splits.get("validation"):
+                metrics["validation"] = self._score(model, self.data.splits["validation"])
+            for source in self.recipe.extra_tests:
+                config = self.recipe.data.model_copy(update={"source": source})
+                extra = self.sources.get(source)(config, self.recipe.train.seed, self.recipe.vocabulary)
+                metrics.setdefault("out_of_domain", {})[source] = dict(
+                    self._score(model, extra.splits["test"]), provenance=extra.provenance)
+        return metrics
+
+    def _score(self, model, utterances):
+        import jiwer
+
+        transcriber = Transcriber(model, self.model_metadata())
+        started = time.time()
+        hypotheses = transcriber.transcribe([u.audio for u in utterances])
+        seconds = time.time() - started
+        audio_seconds = sum(len(u.audio) for u in utterances) / self.recipe.data.sample_rate
+        references = [u.text for u in utterances]
+        rows = []
+        for utterance, hypothesis in zip(utterances, hypotheses):
+            rows.append({"id": utterance.id, "speaker": utterance.speaker, "reference": utterance.text,
+                         "transcript": hypothesis,
+                         "cer": round(jiwer.cer(utterance.text, hypothesis or " "), 4),
+                         "wer": round(jiwer.wer(utterance.text, hypothesis or " "), 4)})
+        worst = sorted(rows, key=lambda row: (-row["wer"], -row["cer"]))[:10]
+        safe = [h if h.strip() else "<empty>" for h in hypotheses]
+        return {"examples": len(utterances), "wer": float(jiwer.wer(references, safe)),
+                "cer": float(jiwer.cer(references, safe)), "decoding": self.recipe.decoding.model_dump(),
+                "audio_seconds": round(audio_seconds, 1), "decoding_seconds": round(seconds, 2),
+                "realtime_factor": round(seconds / max(audio_seconds, 1e-9), 4), "worst": worst}
+
+    @classmethod
+    def summary_metrics(cls, metrics):
+        summary = {key: metrics[key] for key in ("wer", "cer", "examples") if key in metrics}
+        if metrics.get("validation"):
+            summary["validation_wer"] = metrics["validation"]["wer"]
+        for source, figures in (metrics.get("out_of_domain") or {}).items():
+            summary[f"{source}_wer"] = figures["wer"]
+        return summary
+
+    @classmethod
+    def card_metrics(cls, metrics):
+        lines = []
+        for source, figures in (metrics.get("out_of_domain") or {}).items():
+            lines.append(f"Out of domain ({source}): WER {figures['wer']:.2%}, CER {figures['cer']:.2%} "
+                         f"on {figures['examples']} utterances.")
+        lines += ["", "Worst test utterances:", "", "| id | reference | transcript | WER |", "|---|---|---|---|"]
+        for row in metrics.get("worst", [])[:5]:
+            lines.append(f"| {row['id']} | {row['reference']} | {row['transcript']} | {row['wer']:.2f} |")
+        return lines + [""]
+
+    @classmethod
+    def card_limitations(cls, metadata):
+        return [
+            f"- Transcribes speech like the training data ({metadata.get('data_provenance', '')}) into the "
+            f"characters {metadata.get('vocabulary')!r}; no language model, no punctuation or digits.",
+            f"- Expects mono audio at {metadata.get('sample_rate')} Hz (`toolkit predict` resamples files).",
+        ]
+
+    # Serving and export -------------------------------------------------
+    def serving_signatures(self, model):
+        import tensorflow as tf
+
+        transcribe = Transcriber(model, self.model_metadata()).function()
+
+        def serve_transcribe(waveform, lengths):
+            return {"transcript": transcribe(waveform, lengths)}
+
+        def serve_logits(features):
+            return {"logits": model(features, training=False)}
+
+        wave_spec = [tf.TensorSpec([None, None], tf.float32, name="waveform"),
+                     tf.TensorSpec([None], tf.int32, name="lengths")]
+        return {
+            "serving_default": (serve_transcribe, wave_spec),
+            "transcribe": (serve_transcribe, wave_spec),
+            "logits": (serve_logits, [tf.TensorSpec([None, None, self.recipe.features.num_mel_bins], tf.float32,
+                                                    name="features")]),
+        }
+
+    def onnx_signature(self):
+        import tensorflow as tf
+
+        return [tf.TensorSpec([None, None, self.recipe.features.num_mel_bins], tf.float32, name="features")]
+
+    def verification_samples(self, count):
+        return list(self.data.splits["test"][:count])
+
+    def save_samples(self, samples, directory):
+        from toolkit.data.audio_io import write_wav
+
+        os.makedirs(directory, exist_ok=True)
+        rate = self.recipe.data.sample_rate
+        with open(os.path.join(directory, "metadata.csv"), "w", encoding="utf-8") as f:
+            for index, utterance in enumerate(samples):
+                write_wav(os.path.join(directory, f"{index:03d}.wav"), utterance.audio, rate)
+                f.write(f"{index:03d}|{utterance.text}\n")
+
+    @classmethod
+    def load_samples(cls, directory, metadata):
+        from toolkit.data.audio_io import load_audio
+
+        samples = []
+        with open(os.path.join(directory, "metadata.csv"), encoding="utf-8") as f:
+            for line in f:
+                uid, text = line.rstrip("\n").split("|", 1)
+                samples.append((load_audio(os.path.join(directory, f"{uid}.wav"), metadata["sample_rate"]), text))
+        return samples
+
+    @staticmethod
+    def _waves(samples):
+        return [s.audio if hasattr(s, "audio") else s[0] for s in samples]
+
+    @classmethod
+    def reference_key(cls, endpoint):
+        return {"logits": "logits", "onnx": "logits", "onnx_greedy": "greedy"}.get(endpoint, "transcribe")
+
+    @classmethod
+    def reference_outputs(cls, model, samples, metadata, endpoint):
+        waves = cls._waves(samples)
+        key = cls.reference_key(endpoint)
+        if key == "logits":
+            return np.asarray(model(features_of(waves, metadata), training=False))
+        method = "greedy" if key == "greedy" else None
+        return Transcriber(model, metadata).transcribe(waves, method=method)
+
+    @classmethod
+    def export_outputs(cls, format_name, artifact, samples, metadata):
+        import tensorflow as tf
+
+        waves = cls._waves(samples)
+        features = features_of(waves, metadata)
+        if format_name == "saved_model":
+            batch, lengths = pad_waves(waves)
+            texts = artifact.signatures["transcribe"](waveform=tf.constant(batch),
+                                                      lengths=tf.constant(lengths))["transcript"].numpy()
+            logits = artifact.signatures["logits"](features=tf.constant(features))["logits"].numpy()
+            return {"transcribe": [t.decode("utf-8") for t in texts], "logits": logits}
+        if format_name == "onnx":
+            logits = onnx_logits(artifact, features)
+            return {"onnx": logits, "onnx_greedy": [ids_to_text(ids, metadata["vocabulary"])
+                                                    for ids in greedy_decode_ids(logits)]}
+        raise ValueError(f"no verification for format {format_name}")
+
+    # Prediction ---------------------------------------------------------
+    @classmethod
+    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
+        """Transcribes audio files (any common sample rate; resampled); returns [{"input", "transcript", ...}]."""
+        from toolkit.data.audio_io import load_audio
+
+        rate = int(metadata["sample_rate"])
+        waves = [load_audio(str(path), rate) for path in inputs]
+        started = time.time()
+        if runtime == "keras":
+            transcripts = Transcriber(handle, metadata).transcribe(waves, batch_size=1)
+        elif runtime == "saved_model":
+            import tensorflow as tf
+
+            transcripts = []
+            for wave in waves:
+                answer = handle.signatures["transcribe"](waveform=tf.constant(wave[None].astype(np.float32)),
+                                                         lengths=tf.constant([len(wave)], tf.int32))
+                transcripts.append(answer["transcript"].numpy()[0].decode("utf-8"))
+        elif runtime == "onnx":
+            transcripts = [ids_to_text(greedy_decode_ids(onnx_logits(handle, features_of([w], metadata)))[0],
+                                       metadata["vocabulary"]) for w in waves]
+        else:
+            raise ValueError(f"unknown runtime {runtime}")
+        seconds = time.time() - started
+        audio = sum(len(w) for w in waves) / rate
+        return [{"input": str(path), "transcript": text, "audio_seconds": round(len(w) / rate, 2),
+                 "realtime_factor": round(seconds / max(audio, 1e-9), 4)}
+                for path, text, w in zip(inputs, transcripts, waves)]
+
+    @classmethod
+    def format_prediction(cls, result):
+        return f"{result['input']}: {result['transcript']}"
+
+
+class _NoBackbone:
+    """The acoustic model is trained whole: nothing to freeze."""
+
+    pretrained = False
+
+
+def onnx_logits(session, features):
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: np.asarray(features, np.float32)})[0]
+
+
+__all__ = ["SpeechRecognitionRecipe", "SpeechRecognitionTask", "log_mel", "greedy_decode_ids"]
