@@ -73,7 +73,7 @@ import unicodedata
 import numpy as np
 
 from toolkit.data.audio_io import UnreadableAudio, load_audio, read_audio, resample, write_wav
-from toolkit.data.translation_sources import SPLITS, count_skip, empty_report, finish_splits
+from toolkit.data.translation_sources import SPLITS, count_skip, empty_report, finish_splits, utf8_lines
 from toolkit.errors import DataError
 from toolkit.registry import Registry
 
@@ -231,22 +231,8 @@ def _no_usable(source, reports, split="train"):
 
 def _read_pipe_file(path, on_error, report, minimum_columns=2):
     """Yields (line number, columns) of a UTF-8 `a|b|...` file; bad lines are counted."""
-    try:
-        with open(path, "rb") as f:
-            raw_lines = f.read().splitlines()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror or error}); check data.path")
-    for line_number, raw in enumerate(raw_lines, 1):
-        if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        if not raw.strip():
-            continue
-        where = f"{path}:{line_number}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            count_skip(report, where, "not UTF-8", on_error)
-            continue
+    for where, line in utf8_lines(path, report, on_error):
+        line_number = int(where.rsplit(":", 1)[1])
         columns = [column.strip() for column in line.split("|")]
         if len(columns) < minimum_columns:
             count_skip(report, where, "no | separator", on_error, fix="write lines as id|text")

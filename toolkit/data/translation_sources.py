@@ -192,6 +192,29 @@ TSV_SPLIT_FILES = {"train": ("train.tsv",), "validation": ("validation.tsv", "va
                    "test": ("test.tsv",)}
 
 
+def utf8_lines(path, report, on_error):
+    """Yields ("path:line", text) of the non-blank lines of a UTF-8 file (BOM dropped).
+
+    Lines are decoded one by one, so a line that is not UTF-8 is skipped and
+    counted in `report` (or raises under on_error: fail) without losing the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw_lines = f.read().splitlines()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error}); check data.path")
+    for line_number, raw in enumerate(raw_lines, 1):
+        if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if not raw.strip():
+            continue
+        where = f"{path}:{line_number}"
+        try:
+            yield where, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            count_skip(report, where, "not UTF-8", on_error)
+
+
 def read_tsv(path, on_error="skip"):
     """Reads `source<TAB>target` lines of a UTF-8 file; returns (pairs, report).
 
@@ -205,31 +228,16 @@ def read_tsv(path, on_error="skip"):
             the first one with `path:line`.
     """
     pairs, report = [], empty_report()
-    try:
-        with open(path, "rb") as f:
-            for line_number, raw in enumerate(f, 1):
-                raw = raw.rstrip(b"\r\n")
-                if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
-                if not raw.strip():
-                    continue
-                where = f"{path}:{line_number}"
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    count_skip(report, where, "not UTF-8", on_error)
-                    continue
-                if "\t" not in line:
-                    count_skip(report, where, "no tab", on_error)
-                    continue
-                columns = line.split("\t")
-                pair, reason = clean_pair(columns[0], columns[1])
-                if pair is None:
-                    count_skip(report, where, reason, on_error)
-                    continue
-                pairs.append(pair)
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror or error}); check data.path")
+    for where, line in utf8_lines(path, report, on_error):
+        if "\t" not in line:
+            count_skip(report, where, "no tab", on_error)
+            continue
+        columns = line.split("\t")
+        pair, reason = clean_pair(columns[0], columns[1])
+        if pair is None:
+            count_skip(report, where, reason, on_error)
+            continue
+        pairs.append(pair)
     return pairs, report
 
 
