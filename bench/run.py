@@ -16,10 +16,14 @@
    random init.
 5. Translation (bench/translation.py): the Bible en->es recipe vs copy and
    word-for-word dictionary baselines (about an hour of training).
+6. Speech (bench/speech.py): the espeak_ctc recipe's WER/CER on held-out voices
+   and real pocketsphinx clips, and the exported model's realtime factor at
+   batch 1 (about 25 minutes of training).
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
-runs), --only classification|nuclei|scenes|translation, --translation-run DIR
-(report a finished bible_en_es run instead of training one).
+runs), --only classification|nuclei|scenes|translation|speech, --translation-run DIR
+/ --speech-run DIR (report a finished bible_en_es / espeak_ctc run instead of
+training one).
 """
 
 import argparse
@@ -187,7 +191,7 @@ def bench_startup(onnx_path, repeats):
     }
 
 
-PARTS = ["classification", "nuclei", "scenes", "translation"]
+PARTS = ["classification", "nuclei", "scenes", "translation", "speech"]
 
 
 def main():
@@ -197,6 +201,7 @@ def main():
     parser.add_argument("--only", choices=PARTS, action="append",
                         help="run only these parts (repeatable); default: all")
     parser.add_argument("--translation-run", help="a finished bible_en_es run to report instead of training one")
+    parser.add_argument("--speech-run", help="a finished espeak_ctc run to report instead of training one")
     args = parser.parse_args()
     parts = set(args.only or PARTS)
     os.makedirs(WORK, exist_ok=True)
@@ -225,15 +230,21 @@ def main():
         import translation
 
         results["translation"] = translation.bench_translation(args.quick, args.translation_run)
+    if "speech" in parts:
+        import speech
+
+        results["speech"] = speech.bench_speech(args.quick, args.speech_run)
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
     if "training" in results and "inference" in results:
         print(table(results))
     print(segmentation.table(results))
+    import speech
     import translation
 
     print(translation.table(results))
+    print(speech.table(results))
 
 
 def table(results):

@@ -138,3 +138,149 @@ def test_recipe_errors_are_one_line():
         load_recipe({**base, "vocabulary": "abca"})
     with pytest.raises(ToolkitError, match="upper_hz"):
         load_recipe({**base, "data": {"sample_rate": 8000}})
+
+
+# ------------------------------------------------------------------ Whisper preset (model.pretrained: hub:...)
+
+
+def tiny_whisper_preset(directory, seconds=4):
+    """A tiny Whisper (random weights; byte-level BPE over letters; 40 mels, 4 s windows) saved as a local
+    KerasHub preset, with its tokenizer and audio converter."""
+    import keras
+    import keras_hub
+    from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
+
+    vocabulary = {}
+    for piece in list("abcdefghijklmnopqrstuvwxyz'") + ["Ġ", "Ġt", "th", "Ġth", "Ġa"] + bytes_to_unicode()[1]:
+        vocabulary.setdefault(piece, len(vocabulary))
+    special = {name: len(vocabulary) + i for i, name in enumerate(
+        ["<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>", "<|translate|>", "<|transcribe|>"])}
+    keras.utils.set_random_seed(0)
+    tokenizer = keras_hub.models.WhisperTokenizer(vocabulary=vocabulary, merges=["Ġ t", "t h", "Ġ th", "Ġ a"],
+                                                  special_tokens=special)
+    backbone = keras_hub.models.WhisperBackbone(vocabulary_size=len(vocabulary) + len(special), num_layers=1,
+                                                num_heads=2, hidden_dim=32, intermediate_dim=64, num_mels=40,
+                                                max_encoder_sequence_length=100 * seconds,
+                                                max_decoder_sequence_length=64)
+    converter = keras_hub.layers.WhisperAudioConverter(num_mels=40, max_audio_length=seconds)
+    for part in (backbone, tokenizer, converter):
+        part.save_to_preset(str(directory))
+    return str(directory)
+
+
+def whisper_recipe(root, preset, epochs):
+    recipe = tiny_recipe(root).model_dump()
+    recipe["model"]["pretrained"] = f"hub:{preset}"
+    recipe["decoding"]["max_tokens"] = 24
+    recipe["train"]["epochs"] = epochs
+    recipe["output"]["dir"] = str(root / f"runs_{epochs}")
+    return load_recipe(recipe)
+
+
+@pytest.fixture(scope="module")
+def whisper_run(tmp_path_factory):
+    import toolkit
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("Debian espeak-ng is not installed (apt-get install espeak-ng)")
+    root = tmp_path_factory.mktemp("whisper")
+    os.environ["TOOLKIT_HOME"] = str(root / "home")
+    preset = tiny_whisper_preset(root / "tiny_whisper")
+    return toolkit.train(whisper_recipe(root, preset, epochs=25), log=lambda line: None), preset, root
+
+
+def test_whisper_cached_decoding_equals_the_teacher_forced_network(tmp_path):
+    """The decoding path (encoder once, cached decoder steps) computes the same logits as the backbone."""
+    import keras_hub
+    import tensorflow as tf
+
+    from toolkit.tasks.speech_whisper import build_whisper_model
+    from toolkit.text_generation import _WhisperNetwork
+
+    model = build_whisper_model(keras_hub.models.Backbone.from_preset(tiny_whisper_preset(tmp_path / "p")), "t")
+    network = _WhisperNetwork(model)
+    features = np.random.RandomState(0).randn(2, 400, 40).astype(np.float32)
+    ids = np.asarray([[60, 62, 3, 5, 7]] * 2, np.int32)
+    full = np.asarray(model([features, ids]))
+    hidden = network.encode(tf.constant(features), network.padding(features, 0))
+    prompt = tf.constant(np.concatenate([ids, np.zeros((2, 3), np.int32)], axis=1))
+    self_cache, cross_cache = network.empty_caches(None, hidden, prompt)
+    logits, self_cache, cross_cache = network.call_decoder(prompt[:, :3], hidden, None, self_cache, cross_cache, 0, 0)
+    np.testing.assert_allclose(np.asarray(logits), full[:, :3], atol=1e-5)
+    for index in (3, 4):
+        step, self_cache, _ = network.call_decoder(prompt[:, index:index + 1], hidden, None, self_cache,
+                                                   cross_cache, index, None)
+        np.testing.assert_allclose(np.asarray(step)[:, 0], full[:, index], atol=1e-5)
+
+
+@needs_espeak
+def test_whisper_preset_fine_tunes_exports_and_transcribes(whisper_run):
+    """hub:<local Whisper preset>: its weights, tokenizer and audio converter are used, fine-tuned, exported
+    (SavedModel waveform -> text, ONNX features + ids -> logits) and verified; predict agrees everywhere."""
+    import csv
+
+    import keras_hub
+
+    import toolkit
+
+    run, preset, _ = whisper_run
+    history = list(csv.DictReader(open(os.path.join(run.path, "history.csv"))))
+    assert float(history[-1]["loss"]) < 0.6 * float(history[0]["loss"]), history
+    loaded = toolkit.load(run.path)
+    metadata = loaded.metadata
+    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
+    assert metadata["tokenizers"]["network"] == "whisper"
+    assert metadata["tokenizers"]["special_ids"]["decoder_start"] == [tokenizer.bos_token_id,
+                                                                      tokenizer.no_timestamps_token_id]
+    assert metadata["whisper"]["audio_converter"]["num_mels"] == 40
+    original = keras_hub.models.Backbone.from_preset(preset)
+    tuned = [layer for layer in loaded.handle.layers if layer.name == "whisper"][0].backbone
+    start = np.asarray(original.decoder_embeddings.position_embedding.position_embeddings)
+    now = np.asarray(tuned.decoder_embeddings.position_embedding.position_embeddings)
+    assert np.abs(now - start)[40:].max() < 1e-6  # decoder positions never reached keep the preset's values
+    assert np.abs(now - start)[:3].max() > 1e-3  # the prompt's positions were fine-tuned
+    report = json.load(open(os.path.join(run.path, "export", "verify.json")))
+    assert report["passed"], report
+    endpoints = {**report["formats"]["saved_model"]["endpoints"], **report["formats"]["onnx"]["endpoints"]}
+    assert set(endpoints) == {"transcribe", "logits", "onnx", "onnx_greedy"}
+    assert endpoints["onnx"]["max_abs_diff"] < 1e-4 and endpoints["onnx_greedy"]["agreement"] == 1.0
+    clip = os.path.join(run.path, "export", "samples", "000.wav")
+    answers = {name: toolkit.load(path).predict([clip])[0]["transcript"] for name, path in (
+        ("keras", run.path), ("saved_model", os.path.join(run.path, "export", "saved_model")),
+        ("onnx", os.path.join(run.path, "export", "model.onnx")))}
+    assert len(set(answers.values())) == 1, answers
+    assert set(answers["keras"]) <= set(VOCABULARY)
+    metrics = run.metrics()["test"]
+    assert {"wer", "cer", "worst", "realtime_factor"} <= set(metrics)
+
+
+@needs_espeak
+def test_whisper_zero_shot_evaluation_with_zero_epochs(whisper_run):
+    """train.epochs: 0 evaluates the preset as it is (the usual first step before fine-tuning)."""
+    import keras_hub
+
+    import toolkit
+
+    _, preset, root = whisper_run
+    recipe = whisper_recipe(root, preset, epochs=0).model_dump()
+    recipe["export"]["formats"] = []
+    run = toolkit.train(load_recipe(recipe), log=lambda line: None)
+    metrics = run.metrics()
+    assert metrics["epochs_completed"] == 0 and metrics["test"]["examples"] == 2
+    original = keras_hub.models.Backbone.from_preset(preset)
+    kept = [layer for layer in toolkit.load(run.path).handle.layers if layer.name == "whisper"][0].backbone
+    for a, b in zip(original.weights, kept.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_whisper_recipe_errors_are_one_line(tmp_path):
+    base = {"task": "speech_recognition"}
+    with pytest.raises(ToolkitError, match="hub:<preset"):
+        load_recipe({**base, "model": {"pretrained": "whisper_tiny_en"}})
+    with pytest.raises(ToolkitError, match="16000"):
+        load_recipe({**base, "model": {"pretrained": "hub:whisper_tiny_en"}, "data": {"sample_rate": 8000}})
+    from toolkit.tasks.speech_whisper import load_whisper
+
+    with pytest.raises(ToolkitError, match="could not be loaded") as error:
+        load_whisper(str(tmp_path / "missing"))
+    assert "\n" not in str(error.value)

@@ -1,4 +1,4 @@
-"""Sequence-to-sequence decoding for the translation task, in the graph.
+"""Sequence-to-sequence decoding (translation, Whisper speech recognition), in the graph.
 
 A `Translator` wraps the trained encoder-decoder Keras model (teacher-forced
 `[encoder_token_ids, decoder_token_ids] -> logits`) and decodes with a
@@ -14,7 +14,9 @@ the tokenizer of a pretrained KerasHub seq2seq preset (BART byte-level BPE, T5
 SentencePiece), so `translate` runs inside a SavedModel: strings in, strings
 out. A model fine-tuned from a preset (`model.pretrained: hub:...`) decodes
 through the preset's own `Seq2SeqLM.call_encoder` / `call_decoder_with_cache`
-on the same backbone weights.
+on the same backbone weights. A KerasHub Whisper backbone (speech recognition,
+`toolkit>HubWhisper`) decodes through the same samplers with its own cached
+decoder layers; its encoder input is log-mel features instead of token ids.
 
 Example:
 
@@ -29,6 +31,8 @@ import json
 import os
 import tempfile
 import zipfile
+
+import numpy as np
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
@@ -162,6 +166,48 @@ def hub_seq2seq_layer_class():
     return HubSeq2Seq
 
 
+def hub_whisper_layer_class():
+    """`toolkit>HubWhisper`: a KerasHub Whisper backbone as `[features, decoder_token_ids] -> logits`.
+
+    `features` are Whisper log-mels `[batch, frames, mels]`; the decoder
+    sees every position (Whisper pads with its end id, and the causal mask
+    already hides later positions). Logits use the tied token embedding, as
+    Whisper does. Registered on first use (and by `load_keras_file`).
+    """
+    if "whisper" in _LAYER_CLASSES:
+        return _LAYER_CLASSES["whisper"]
+    import keras
+
+    @keras.saving.register_keras_serializable(package="toolkit")
+    class HubWhisper(keras.layers.Layer):
+        def __init__(self, backbone, **kwargs):
+            super().__init__(**kwargs)
+            self.backbone = backbone
+
+        def call(self, inputs):
+            from keras import ops
+
+            features, decoder_ids = inputs
+            outputs = self.backbone({"encoder_features": features, "decoder_token_ids": decoder_ids,
+                                     "decoder_padding_mask": ops.ones_like(decoder_ids)})
+            return self.backbone.token_embedding(outputs["decoder_sequence_output"], reverse=True)
+
+        def compute_output_shape(self, input_shape):
+            return (*input_shape[1][:2], self.backbone.vocabulary_size)
+
+        def get_config(self):
+            return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone)}
+
+        @classmethod
+        def from_config(cls, config):
+            config = dict(config)
+            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+            return cls(**config)
+
+    _LAYER_CLASSES["whisper"] = HubWhisper
+    return HubWhisper
+
+
 class _ToolkitNetwork:
     """Cached encoder/decoder calls of the toolkit's own Transformer (layers by name)."""
 
@@ -174,35 +220,52 @@ class _ToolkitNetwork:
         self.decoder_layers = [layers[f"decoder_layer_{i}"] for i in range(dims["decoder_layers"])]
         self.output_layer = layers["logits"]
 
+    def padding(self, source_ids, pad):
+        from keras import ops
+
+        return ops.not_equal(source_ids, pad)
+
     def encode(self, source_ids, padding):
         x = self.encoder_embedding(source_ids)
         for layer in self.encoder_layers:
             x = layer(x, padding_mask=padding)
         return x
 
-    def empty_caches(self, source_ids, prompt, dtype):
-        import tensorflow as tf
-
-        batch, heads = tf.shape(source_ids)[0], self.dims["num_heads"]
-        head_dim, layers = self.dims["embed_dim"] // heads, self.dims["decoder_layers"]
-        return (tf.zeros([batch, layers, 2, tf.shape(prompt)[1], heads, head_dim], dtype),
-                tf.zeros([batch, layers, 2, tf.shape(source_ids)[1], heads, head_dim], dtype))
+    def empty_caches(self, source_ids, hidden, prompt):
+        return _empty_caches(hidden, prompt, self.dims["decoder_layers"], self.dims["num_heads"],
+                             self.dims["embed_dim"])
 
     def call_decoder(self, token_ids, hidden, padding, self_cache, cross_cache, index, cross_index):
-        from keras import ops
-
         x = self.decoder_embedding(token_ids, start_index=index)
-        self_caches, cross_caches = [], []
-        for i, layer in enumerate(self.decoder_layers):
-            x, next_self, next_cross = layer(
-                decoder_sequence=x, encoder_sequence=hidden, encoder_padding_mask=padding,
-                self_attention_cache=self_cache[:, i], self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache[:, i], cross_attention_cache_update_index=cross_index,
-            )
-            self_caches.append(next_self)
-            cross_caches.append(next_cross)
-        cross = ops.stack(cross_caches, axis=1) if cross_index is not None else cross_cache
-        return self.output_layer(x), ops.stack(self_caches, axis=1), cross
+        x, self_cache, cross_cache = _cached_decoder_layers(self.decoder_layers, x, hidden, padding, self_cache,
+                                                            cross_cache, index, cross_index)
+        return self.output_layer(x), self_cache, cross_cache
+
+
+def _empty_caches(hidden, prompt, layers, heads, dim):
+    """Zero key/value caches [batch, layers, 2, length, heads, head_dim] for the prompt and the encoder output."""
+    import tensorflow as tf
+
+    batch = tf.shape(hidden)[0]
+    return (tf.zeros([batch, layers, 2, tf.shape(prompt)[1], heads, dim // heads], hidden.dtype),
+            tf.zeros([batch, layers, 2, tf.shape(hidden)[1], heads, dim // heads], hidden.dtype))
+
+
+def _cached_decoder_layers(layers, x, hidden, padding, self_cache, cross_cache, index, cross_index):
+    """Runs KerasHub `TransformerDecoder` layers with key/value caches; returns (x, self cache, cross cache)."""
+    from keras import ops
+
+    self_caches, cross_caches = [], []
+    for i, layer in enumerate(layers):
+        x, next_self, next_cross = layer(
+            decoder_sequence=x, encoder_sequence=hidden, encoder_padding_mask=padding,
+            self_attention_cache=self_cache[:, i], self_attention_cache_update_index=index,
+            cross_attention_cache=cross_cache[:, i], cross_attention_cache_update_index=cross_index,
+        )
+        self_caches.append(next_self)
+        cross_caches.append(next_cross)
+    cross = ops.stack(cross_caches, axis=1) if cross_index is not None else cross_cache
+    return x, ops.stack(self_caches, axis=1), cross
 
 
 class _HubNetwork:
@@ -212,16 +275,78 @@ class _HubNetwork:
         backbone = [layer for layer in model.layers if isinstance(layer, hub_seq2seq_layer_class())][0].backbone
         self.lm = seq2seq_class(backbone)(backbone=backbone, preprocessor=None)
 
+    def padding(self, source_ids, pad):
+        from keras import ops
+
+        return ops.not_equal(source_ids, pad)
+
     def encode(self, source_ids, padding):
         return self.lm.call_encoder(source_ids, padding)
 
-    def empty_caches(self, source_ids, prompt, dtype):
+    def empty_caches(self, source_ids, hidden, prompt):
         return self.lm._initialize_cache(source_ids, prompt)
 
     def call_decoder(self, token_ids, hidden, padding, self_cache, cross_cache, index, cross_index):
         logits, _, self_cache, cross_cache = self.lm.call_decoder_with_cache(
             hidden, padding, token_ids, self_cache, index, cross_cache, cross_index)
         return logits, self_cache, cross_cache
+
+
+class _WhisperNetwork:
+    """Cached encoder/decoder calls of a KerasHub Whisper backbone (its layers, in the backbone's order)."""
+
+    def __init__(self, model):
+        self.backbone = [layer for layer in model.layers if isinstance(layer, hub_whisper_layer_class())][0].backbone
+
+    def padding(self, features, pad):
+        from keras import ops
+
+        # Whisper attends to all (zero-padded, 30 s) audio frames; a placeholder, since the samplers'
+        # while_loop cannot carry None.
+        return ops.ones_like(features[:, :1, 0])
+
+    def encode(self, features, padding):
+        import keras
+
+        b = self.backbone
+        x = keras.activations.gelu(b.encoder_conv_layer_1(features), approximate=False)
+        x = keras.activations.gelu(b.encoder_conv_layer_2(b.encoder_padder(x)), approximate=False)
+        x = b.encoder_embeddings_add((x, b.encoder_position_embedding(x)))
+        for layer in b.encoder_transformer_layers:
+            x = layer(x)
+        return b.encoder_layer_norm(x)
+
+    def empty_caches(self, features, hidden, prompt):
+        b = self.backbone
+        return _empty_caches(hidden, prompt, b.num_layers, b.num_heads, b.hidden_dim)
+
+    def call_decoder(self, token_ids, hidden, padding, self_cache, cross_cache, index, cross_index):
+        b = self.backbone
+        x = b.decoder_embeddings(token_ids, start_index=index)
+        x, self_cache, cross_cache = _cached_decoder_layers(b.decoder_transformer_layers, x, hidden, None, self_cache,
+                                                            cross_cache, index, cross_index)
+        return b.token_embedding(b.decoder_layer_norm(x), reverse=True), self_cache, cross_cache
+
+
+def greedy_ids_numpy(logits_of, encoder_input, start_ids, pad, eos, steps):
+    """Greedy decoding without a cache around `logits_of(encoder_input, decoder_ids) -> logits` (an ONNX
+    session, say): the whole prefix is re-run at each step.
+
+    Returns:
+        int32 [batch, len(start_ids) + at most `steps`] ids, starting with `start_ids`; rows that ended
+        continue with `pad`.
+    """
+    batch = len(encoder_input)
+    decoder = np.tile(np.asarray([start_ids], np.int32), (batch, 1))
+    done = np.zeros(batch, bool)
+    for _ in range(steps):
+        logits = np.asarray(logits_of(encoder_input, decoder))[:, -1, :]
+        token = np.where(done, pad, np.argmax(logits, axis=-1)).astype(np.int32)
+        decoder = np.concatenate([decoder, token[:, None]], axis=1)
+        done |= token == eos
+        if done.all():
+            break
+    return decoder
 
 
 def proto_bytes(encoded):
@@ -264,14 +389,16 @@ def normalise_strings(texts):
 
 
 class Translator:
-    """Greedy / beam-search decoding of a toolkit translation model.
+    """Greedy / beam-search decoding of an encoder-decoder model (translation; Whisper speech recognition).
 
     Args:
         model: keras.Model. The teacher-forced encoder-decoder
-            `[encoder_token_ids, decoder_token_ids] -> logits`: the toolkit's
+            `[encoder_inputs, decoder_token_ids] -> logits`: the toolkit's
             Transformer (layers named `encoder_embedding`, `encoder_layer_<i>`,
-            `decoder_embedding`, `decoder_layer_<i>`, `logits`) or a wrapped
-            KerasHub BART/T5 backbone.
+            `decoder_embedding`, `decoder_layer_<i>`, `logits`), a wrapped
+            KerasHub BART/T5 backbone, or a wrapped KerasHub Whisper backbone
+            (`metadata["tokenizers"]["network"] == "whisper"`; the encoder
+            inputs are log-mel features).
         metadata: dict. The model's toolkit metadata (tokenizers, special ids,
             sizes, decoding settings).
     """
@@ -282,7 +409,9 @@ class Translator:
         self.max_length = int(metadata["max_length"])
         self.ids = special_ids(metadata)
         self.source_tokenizer, self.target_tokenizer = model_tokenizers(metadata)
-        if metadata["tokenizers"].get("kind") == "hub":
+        if metadata["tokenizers"].get("network") == "whisper":
+            self.network = _WhisperNetwork(model)
+        elif metadata["tokenizers"].get("kind") == "hub":
             self.network = _HubNetwork(model)
         else:
             self.network = _ToolkitNetwork(model, metadata["model"])
@@ -330,11 +459,14 @@ class Translator:
         start, pad, eos = self.ids["decoder_start"], self.ids["pad"], self.ids["eos"]
         length = int(max_length or self.max_length) + len(start) - 1
         batch = tf.shape(source_ids)[0]
-        padding = ops.not_equal(source_ids, pad)
+        padding = self.network.padding(source_ids, pad)
         hidden = self.network.encode(source_ids, padding)
+        # Positions still to generate hold a filler that is not the end id: the samplers stop once every row
+        # holds an end id outside `mask`, and Whisper pads with its end id.
+        filler = pad if pad != eos else int(eos == 0)
         prompt = tf.concat([tf.tile(tf.constant([start], tf.int32), [batch, 1]),
-                            tf.fill([batch, length - len(start)], pad)], axis=1)
-        self_cache, cross_cache = self.network.empty_caches(source_ids, prompt, hidden.dtype)
+                            tf.fill([batch, length - len(start)], filler)], axis=1)
+        self_cache, cross_cache = self.network.empty_caches(source_ids, hidden, prompt)
         _, self_cache, cross_cache = self.network.call_decoder(
             prompt[:, : len(start)], hidden, padding, self_cache, cross_cache, 0, 0)
         first = len(start)

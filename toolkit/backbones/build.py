@@ -289,9 +289,10 @@ def load_keras_file(path):
     if _uses_keras_hub(path):
         import keras_hub  # noqa: F401 - registers KerasHub layers for deserialisation
 
-        from toolkit.text_generation import hub_seq2seq_layer_class
+        from toolkit.text_generation import hub_seq2seq_layer_class, hub_whisper_layer_class
 
         hub_seq2seq_layer_class()  # toolkit>HubSeq2Seq (translation fine-tuned from a preset)
+        hub_whisper_layer_class()  # toolkit>HubWhisper (speech recognition from a Whisper preset)
     if _mentions(path, b'"toolkit>SpecAugment"'):
         from toolkit.tasks.speech_recognition import spec_augment_class
 

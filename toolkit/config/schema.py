@@ -185,7 +185,9 @@ class FineTuneConfig(StrictModel):
 class TrainConfig(StrictModel):
     """Training schedule and regularisation."""
 
-    epochs: PositiveInt = Field(10, description="total epochs, frozen epochs included")
+    epochs: NonNegativeInt = Field(
+        10, description="total epochs, frozen epochs included (0: evaluate and export the initial, e.g. pretrained, "
+                        "model without training)")
     batch_size: PositiveInt = Field(32, description="examples per step")
     steps_per_epoch: Optional[PositiveInt] = Field(None, description="cap on steps per epoch")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="optimizer")

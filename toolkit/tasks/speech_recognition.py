@@ -32,10 +32,10 @@ Example:
 import math
 import os
 import time
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.data.speech_sources import SPEECH_SOURCES
@@ -78,13 +78,24 @@ class AcousticModelConfig(StrictModel):
     rnn_units: PositiveInt = Field(192, description="units per direction")
     rnn_layers: PositiveInt = Field(3, description="bidirectional recurrent layers")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after each recurrent layer")
+    pretrained: Optional[str] = Field(
+        None, description="hub:<preset or local preset dir> of a KerasHub Whisper model to evaluate (train.epochs: 0) "
+                          "or fine-tune instead of the CTC network; the sizes above are then unused")
+
+    @field_validator("pretrained")
+    @classmethod
+    def _check_pretrained(cls, value):
+        if value is not None and (not value.startswith("hub:") or len(value) == 4):
+            raise ValueError(f"{value!r}: write hub:<preset name or local preset dir>, e.g. hub:whisper_tiny_en")
+        return value
 
 
 class CTCDecodingConfig(StrictModel):
-    """How transcripts are decoded from the CTC logits."""
+    """How transcripts are decoded (CTC logits, or Whisper's tokens)."""
 
     method: Literal["greedy", "beam"] = Field("greedy", description="greedy (best path) or beam search")
     beam_width: PositiveInt = Field(16, description="beams (beam)")
+    max_tokens: PositiveInt = Field(96, description="Whisper: most tokens generated per utterance")
 
 
 class SpeechExportConfig(ExportConfig):
@@ -113,6 +124,13 @@ class SpeechRecognitionRecipe(Recipe):
     def _check(self):
         if len(set(self.vocabulary)) != len(self.vocabulary) or not self.vocabulary:
             raise ValueError(f"vocabulary: {self.vocabulary!r} must list each character once")
+        if self.train.fine_tune.frozen_epochs:
+            raise ValueError("train.fine_tune.frozen_epochs: the acoustic model is trained whole; set it to 0")
+        if self.model.pretrained:  # Whisper brings its own features
+            if self.data.sample_rate != 16000:
+                raise ValueError(f"data.sample_rate: Whisper listens at 16000 Hz, not {self.data.sample_rate}; "
+                                 "set data.sample_rate: 16000")
+            return self
         frame = int(self.data.sample_rate * self.features.frame_ms / 1000)
         if self.features.fft_length < frame:
             raise ValueError(f"features.fft_length ({self.features.fft_length}) is below the window "
@@ -120,8 +138,6 @@ class SpeechRecognitionRecipe(Recipe):
         if self.features.upper_hz > self.data.sample_rate / 2:
             raise ValueError(f"features.upper_hz ({self.features.upper_hz}) is above half the sample rate "
                              f"({self.data.sample_rate / 2:g}); lower it")
-        if self.train.fine_tune.frozen_epochs:
-            raise ValueError("train.fine_tune.frozen_epochs: the acoustic model is trained whole; set it to 0")
         return self
 
 
@@ -278,6 +294,10 @@ class Transcriber:
                 tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)])
         return self._functions[settings]
 
+    def resources(self):
+        """Objects the SavedModel must track for `function` (tokenizers)."""
+        return []
+
     def transcribe(self, waves, batch_size=16, **settings):
         """Transcribes a list of float32 waveforms (at the model's sample rate); returns a list of str."""
         function = self.function(**settings)
@@ -286,6 +306,15 @@ class Transcriber:
             batch, lengths = pad_waves(waves[start:start + batch_size])
             results.extend(t.decode("utf-8") for t in function(batch, lengths).numpy())
         return results
+
+
+def make_transcriber(model, metadata):
+    """The `Transcriber` of a CTC model, or the `WhisperTranscriber` of a Whisper one."""
+    if "whisper" in metadata:
+        from toolkit.tasks.speech_whisper import WhisperTranscriber
+
+        return WhisperTranscriber(model, metadata)
+    return Transcriber(model, metadata)
 
 
 def pad_waves(waves):
@@ -315,8 +344,8 @@ class SpeechRecognitionTask(Task):
     default_monitor = "val_loss"
     agreement_unit = "argmax per frame; identical transcripts"
     export_notes = {
-        "onnx": "the acoustic model only (log-mel features -> CTC logits): `toolkit predict x.onnx` computes the "
-                "features with TensorFlow ops and decodes greedily in NumPy",
+        "onnx": "the acoustic network only (log-mel features -> CTC logits; Whisper: features + decoder ids -> "
+                "logits): `toolkit predict x.onnx` computes the features and decodes greedily outside the graph",
     }
 
     def __init__(self, recipe):
@@ -325,6 +354,18 @@ class SpeechRecognitionTask(Task):
         self._report = {}
         self.metadata = None
         self.backbone = _NoBackbone()
+        self._whisper = None
+        self._whisper_entries = None
+        self._transcriber = None
+
+    @property
+    def whisper(self):
+        """(backbone, tokenizer, audio converter config) of `model.pretrained` (loaded once), or None."""
+        if self._whisper is None and self.recipe.model.pretrained:
+            from toolkit.tasks.speech_whisper import load_whisper
+
+            self._whisper = load_whisper(self.recipe.model.pretrained[4:])
+        return self._whisper
 
     @property
     def data(self):
@@ -348,22 +389,51 @@ class SpeechRecognitionTask(Task):
         report["audio_seconds"] = round(sum(len(u.audio) for u in utterances) / self.recipe.data.sample_rate, 1)
         self._report[split] = report
 
-        def generator():
-            for utterance in utterances:
-                yield utterance.audio.astype(np.float32), np.asarray(text_to_ids(utterance.text, vocabulary), np.int32)
+        if self.recipe.model.pretrained:
+            dataset, padding = self._whisper_examples(utterances, metadata)
+        else:
+            def generator():
+                for utterance in utterances:
+                    yield (utterance.audio.astype(np.float32),
+                           np.asarray(text_to_ids(utterance.text, vocabulary), np.int32))
 
-        dataset = tf.data.Dataset.from_generator(generator, output_signature=(
-            tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32)))
-        dataset = dataset.map(lambda wave, label: (log_mel(wave[None], tf.shape(wave)[:1], metadata)[0], label),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = tf.data.Dataset.from_generator(generator, output_signature=(
+                tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32)))
+            dataset = dataset.map(lambda wave, label: (log_mel(wave[None], tf.shape(wave)[:1], metadata)[0], label),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+            padding = {"padded_shapes": ([None, None], [None])}
         dataset = dataset.cache()
         if training:
             dataset = dataset.shuffle(min(len(utterances), self.recipe.data.shuffle_buffer),
                                       seed=self.recipe.train.seed, reshuffle_each_iteration=True)
         batch = self.recipe.train.batch_size
-        dataset = dataset.padded_batch(batch, padded_shapes=([None, None], [None]))
+        dataset = dataset.padded_batch(batch, **padding)
         count = -(-len(utterances) // batch)
         return dataset.apply(tf.data.experimental.assert_cardinality(count)).prefetch(tf.data.AUTOTUNE)
+
+    def _whisper_examples(self, utterances, metadata):
+        """((Whisper features, decoder ids), labels, weights) per utterance, and how to pad them into batches."""
+        import tensorflow as tf
+
+        from toolkit.tasks.speech_whisper import features, label_ids
+        from toolkit.text_generation import special_ids
+
+        tokenizer, ids = self.whisper[1], special_ids(metadata)
+        limit = self.recipe.decoding.max_tokens
+
+        def generator():
+            for utterance in utterances:
+                yield (utterance.audio.astype(np.float32),
+                       *label_ids(tokenizer, utterance.text, ids["decoder_start"], ids["eos"], limit))
+
+        dataset = tf.data.Dataset.from_generator(generator, output_signature=(
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.float32)))
+        dataset = dataset.map(lambda wave, decoder, labels, weights: (
+            (features(wave[None], metadata)[0], decoder), labels, weights), num_parallel_calls=tf.data.AUTOTUNE)
+        pad = tf.constant(ids["pad"], tf.int32)
+        return dataset, {"padded_shapes": (([None, None], [None]), [None], [None]),
+                         "padding_values": ((0.0, pad), pad, 0.0)}
 
     def data_report(self):
         return self._report
@@ -376,6 +446,10 @@ class SpeechRecognitionTask(Task):
         import keras
         from keras import layers, ops
 
+        if self.recipe.model.pretrained:
+            from toolkit.tasks.speech_whisper import build_whisper_model
+
+            return build_whisper_model(self.whisper[0], self.recipe.name or "speech")
         config, augment = self.recipe.model, self.recipe.spec_augment
         bins = self.recipe.features.num_mel_bins
         features = keras.Input((None, bins), name="features")
@@ -412,6 +486,8 @@ class SpeechRecognitionTask(Task):
     def build_losses(self):
         import keras
 
+        if self.recipe.model.pretrained:
+            return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         return keras.losses.CTC()
 
     def build_metrics(self):
@@ -429,7 +505,19 @@ class SpeechRecognitionTask(Task):
             "model": self.recipe.model.model_dump(),
             "decoding": self.recipe.decoding.model_dump(),
             "data_provenance": self.data.provenance,
+            **self._whisper_metadata(),
         }
+
+    def _whisper_metadata(self):
+        if not self.recipe.model.pretrained:
+            return {}
+        if self._whisper_entries is None:  # packing the tokenizer writes files: once
+            from toolkit.tasks.speech_whisper import whisper_metadata
+
+            _, tokenizer, converter_config = self.whisper
+            self._whisper_entries = whisper_metadata(self.recipe.model.pretrained, tokenizer, converter_config,
+                                                     self.recipe.decoding.max_tokens)
+        return self._whisper_entries
 
     # Evaluation ---------------------------------------------------------
     def evaluate(self, model, split="test"):
@@ -450,7 +538,7 @@ class SpeechRecognitionTask(Task):
     def _score(self, model, utterances):
         import jiwer
 
-        transcriber = Transcriber(model, self.model_metadata())
+        transcriber = make_transcriber(model, self.model_metadata())
         started = time.time()
         hypotheses = transcriber.transcribe([u.audio for u in utterances])
         seconds = time.time() - started
@@ -491,6 +579,13 @@ class SpeechRecognitionTask(Task):
 
     @classmethod
     def card_limitations(cls, metadata):
+        if "whisper" in metadata:
+            seconds = metadata["whisper"]["audio_converter"]["max_audio_length"]
+            return [
+                f"- Whisper preset {metadata['whisper']['preset']}: hears the first {seconds} s of each clip "
+                f"(longer audio is cut); transcripts are lower-cased and reduced to {metadata.get('vocabulary')!r}.",
+                f"- Data it was evaluated/fine-tuned on: {metadata.get('data_provenance', '')}.",
+            ]
         return [
             f"- Transcribes speech like the training data ({metadata.get('data_provenance', '')}) into the "
             f"characters {metadata.get('vocabulary')!r}; no language model, no punctuation or digits.",
@@ -501,26 +596,37 @@ class SpeechRecognitionTask(Task):
     def serving_signatures(self, model):
         import tensorflow as tf
 
-        transcribe = Transcriber(model, self.model_metadata()).function()
+        self._transcriber = make_transcriber(model, self.model_metadata())
+        transcribe = self._transcriber.function()
 
         def serve_transcribe(waveform, lengths):
             return {"transcript": transcribe(waveform, lengths)}
 
-        def serve_logits(features):
-            return {"logits": model(features, training=False)}
-
         wave_spec = [tf.TensorSpec([None, None], tf.float32, name="waveform"),
                      tf.TensorSpec([None], tf.int32, name="lengths")]
+        if self.recipe.model.pretrained:
+            def serve_logits(features, decoder_token_ids):
+                return {"logits": model([features, decoder_token_ids], training=False)}
+        else:
+            def serve_logits(features):
+                return {"logits": model(features, training=False)}
+
         return {
             "serving_default": (serve_transcribe, wave_spec),
             "transcribe": (serve_transcribe, wave_spec),
-            "logits": (serve_logits, [tf.TensorSpec([None, None, self.recipe.features.num_mel_bins], tf.float32,
-                                                    name="features")]),
+            "logits": (serve_logits, self.onnx_signature()),
         }
+
+    def serving_resources(self):
+        return self._transcriber.resources() if self._transcriber else []
 
     def onnx_signature(self):
         import tensorflow as tf
 
+        if self.recipe.model.pretrained:
+            mels = self.model_metadata()["whisper"]["audio_converter"]["num_mels"]
+            return [tf.TensorSpec([None, None, mels], tf.float32, name="features"),
+                    tf.TensorSpec([None, None], tf.int32, name="decoder_token_ids")]
         return [tf.TensorSpec([None, None, self.recipe.features.num_mel_bins], tf.float32, name="features")]
 
     def verification_samples(self, count):
@@ -555,31 +661,53 @@ class SpeechRecognitionTask(Task):
     def reference_key(cls, endpoint):
         return {"logits": "logits", "onnx": "logits", "onnx_greedy": "greedy"}.get(endpoint, "transcribe")
 
+    @staticmethod
+    def _texts(samples):
+        return [s.text if hasattr(s, "text") else s[1] for s in samples]
+
+    @classmethod
+    def network_inputs(cls, samples, metadata):
+        """The acoustic network's inputs for verification samples: [features] (CTC) or [features, decoder ids]
+        (Whisper, teacher-forced on the reference transcripts), as NumPy."""
+        waves = cls._waves(samples)
+        if "whisper" not in metadata:
+            return [features_of(waves, metadata)]
+        from toolkit.tasks.speech_whisper import features_numpy, label_ids
+        from toolkit.text_generation import special_ids, unpack_tokenizer
+
+        tokenizer, ids = unpack_tokenizer(metadata["tokenizers"]["archive"]), special_ids(metadata)
+        rows = [label_ids(tokenizer, text, ids["decoder_start"], ids["eos"], int(metadata["decoding"]["max_tokens"]))[0]
+                for text in cls._texts(samples)]
+        decoder = np.full((len(rows), max(len(r) for r in rows)), ids["pad"], np.int32)
+        for i, row in enumerate(rows):
+            decoder[i, : len(row)] = row
+        return [features_numpy(waves, metadata), decoder]
+
     @classmethod
     def reference_outputs(cls, model, samples, metadata, endpoint):
         waves = cls._waves(samples)
         key = cls.reference_key(endpoint)
         if key == "logits":
-            return np.asarray(model(features_of(waves, metadata), training=False))
+            inputs = cls.network_inputs(samples, metadata)
+            return np.asarray(model(inputs if len(inputs) > 1 else inputs[0], training=False))
         method = "greedy" if key == "greedy" else None
-        return Transcriber(model, metadata).transcribe(waves, method=method)
+        return make_transcriber(model, metadata).transcribe(waves, method=method)
 
     @classmethod
     def export_outputs(cls, format_name, artifact, samples, metadata):
         import tensorflow as tf
 
         waves = cls._waves(samples)
-        features = features_of(waves, metadata)
+        inputs = cls.network_inputs(samples, metadata)
         if format_name == "saved_model":
             batch, lengths = pad_waves(waves)
             texts = artifact.signatures["transcribe"](waveform=tf.constant(batch),
                                                       lengths=tf.constant(lengths))["transcript"].numpy()
-            logits = artifact.signatures["logits"](features=tf.constant(features))["logits"].numpy()
-            return {"transcribe": [t.decode("utf-8") for t in texts], "logits": logits}
+            names = ["features", "decoder_token_ids"][: len(inputs)]
+            logits = artifact.signatures["logits"](**{n: tf.constant(v) for n, v in zip(names, inputs)})["logits"]
+            return {"transcribe": [t.decode("utf-8") for t in texts], "logits": logits.numpy()}
         if format_name == "onnx":
-            logits = onnx_logits(artifact, features)
-            return {"onnx": logits, "onnx_greedy": [ids_to_text(ids, metadata["vocabulary"])
-                                                    for ids in greedy_decode_ids(logits)]}
+            return {"onnx": onnx_logits(artifact, *inputs), "onnx_greedy": onnx_transcribe(artifact, waves, metadata)}
         raise ValueError(f"no verification for format {format_name}")
 
     # Prediction ---------------------------------------------------------
@@ -592,7 +720,7 @@ class SpeechRecognitionTask(Task):
         waves = [load_audio(str(path), rate) for path in inputs]
         started = time.time()
         if runtime == "keras":
-            transcripts = Transcriber(handle, metadata).transcribe(waves, batch_size=1)
+            transcripts = make_transcriber(handle, metadata).transcribe(waves, batch_size=1)
         elif runtime == "saved_model":
             import tensorflow as tf
 
@@ -602,8 +730,7 @@ class SpeechRecognitionTask(Task):
                                                          lengths=tf.constant([len(wave)], tf.int32))
                 transcripts.append(answer["transcript"].numpy()[0].decode("utf-8"))
         elif runtime == "onnx":
-            transcripts = [ids_to_text(greedy_decode_ids(onnx_logits(handle, features_of([w], metadata)))[0],
-                                       metadata["vocabulary"]) for w in waves]
+            transcripts = [onnx_transcribe(handle, [w], metadata)[0] for w in waves]
         else:
             raise ValueError(f"unknown runtime {runtime}")
         seconds = time.time() - started
@@ -623,9 +750,23 @@ class _NoBackbone:
     pretrained = False
 
 
-def onnx_logits(session, features):
-    name = session.get_inputs()[0].name
-    return session.run(None, {name: np.asarray(features, np.float32)})[0]
+def onnx_logits(session, features, decoder_ids=None):
+    """Runs the ONNX acoustic network: features (and Whisper's decoder ids) -> logits."""
+    names = [i.name for i in session.get_inputs()]
+    feeds = {names[0]: np.asarray(features, np.float32)}
+    if decoder_ids is not None:
+        feeds[names[1]] = np.asarray(decoder_ids, np.int32)
+    return session.run(None, feeds)[0]
+
+
+def onnx_transcribe(session, waves, metadata):
+    """Greedy transcripts from the ONNX network: CTC best path, or Whisper's token loop (NumPy features)."""
+    if "whisper" in metadata:
+        from toolkit.tasks.speech_whisper import features_numpy, greedy_texts
+
+        return greedy_texts(lambda f, d: onnx_logits(session, f, d), features_numpy(waves, metadata), metadata)
+    logits = onnx_logits(session, features_of(waves, metadata))
+    return [ids_to_text(ids, metadata["vocabulary"]) for ids in greedy_decode_ids(logits)]
 
 
 __all__ = ["SpeechRecognitionRecipe", "SpeechRecognitionTask", "log_mel", "greedy_decode_ids"]

@@ -722,22 +722,16 @@ def onnx_logits(session, source, decoder):
 
 def onnx_greedy_translate(session, metadata, texts, batch_size=32):
     """Greedy decoding around the ONNX network (no cache: the prefix is re-run each step)."""
+    from toolkit.text_generation import greedy_ids_numpy
+
     codec = _Codec(metadata)
-    start_ids, pad, eos = codec.ids["decoder_start"], codec.ids["pad"], codec.ids["eos"]
-    steps = int(metadata["decoding"]["max_length"])
+    start_ids = codec.ids["decoder_start"]
     results = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
         source = codec.pad([codec.source(t) for t in chunk])
-        decoder = np.tile(np.asarray([start_ids], np.int32), (len(chunk), 1))
-        done = np.zeros(len(chunk), bool)
-        for _ in range(steps - 1):
-            logits = onnx_logits(session, source, decoder)[:, -1, :]
-            token = np.where(done, pad, np.argmax(logits, axis=-1)).astype(np.int32)
-            decoder = np.concatenate([decoder, token[:, None]], axis=1)
-            done |= token == eos
-            if done.all():
-                break
+        decoder = greedy_ids_numpy(lambda s, d: onnx_logits(session, s, d), source, start_ids, codec.ids["pad"],
+                                   codec.ids["eos"], int(metadata["decoding"]["max_length"]) - 1)
         results.extend(codec.decode(row[len(start_ids):]) for row in decoder)
     return results
 

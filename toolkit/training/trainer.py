@@ -39,6 +39,8 @@ def plan_phases(recipe, pretrained):
     train = recipe.train
     tune = train.fine_tune
     base = train.optimizer.learning_rate
+    if train.epochs == 0:
+        return []  # evaluate/export the initial weights as they are
     if pretrained and tune.frozen_epochs > 0:
         phases = [Phase("frozen", 0, tune.frozen_epochs, base, "none")]
         if tune.frozen_epochs < train.epochs:
