@@ -18,6 +18,8 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	@# Offline nuclei data from the stardist wheel (PyPI); the recipe also fetches it on first use.
 	-$(VENV)/bin/toolkit data fetch nuclei
+	@# Offline MovieLens-100k from the recbole wheel (PyPI), never committed; also fetched on first use.
+	-$(VENV)/bin/toolkit data fetch movielens
 	touch $(STAMP)
 
 # Debian data packages: installed when running as root with apt (CI, containers).

@@ -115,9 +115,10 @@ def _parser():
     data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
     data_verbs.required = True
     fetch = data_verbs.add_parser("fetch", help="download and extract a dataset",
-                                  description="nuclei: the stardist wheel's sample image and mask (pip download "
-                                              "--no-deps from PyPI; only the two files are kept).")
-    fetch.add_argument("dataset", choices=["nuclei"])
+                                  description="nuclei: the stardist wheel's sample image and mask; movielens: "
+                                              "MovieLens-100k (ratings, movies, users) from the recbole wheel "
+                                              "(pip download --no-deps from PyPI; only those files are kept).")
+    fetch.add_argument("dataset", choices=["nuclei", "movielens"])
     synth = data_verbs.add_parser(
         "synth-speech", help="speak a synthetic speech corpus with espeak-ng",
         description="Write the synthetic speech corpus of data.source: espeak as an LJSpeech-style folder "
@@ -409,9 +410,9 @@ def _cmd_list(args):
 def _cmd_data(args):
     if args.data_verb == "synth-speech":
         return _synth_speech(args)
-    from toolkit.data.fetch import STARDIST, data_cache, fetch_wheel_members
+    from toolkit.data.fetch import fetch_dataset
 
-    paths = fetch_wheel_members(STARDIST, data_cache("stardist"))
+    paths = fetch_dataset(args.dataset)
     print(f"{args.dataset}: {', '.join(sorted(paths.values()))}")
 
 

@@ -6,7 +6,8 @@ registry is reachable where PyPI is), and only the needed members are
 extracted; archive members that would land outside the target directory
 are refused.
 
-Example (shell): `toolkit data fetch nuclei` (or it happens on first use).
+Example (shell): `toolkit data fetch nuclei` or `toolkit data fetch movielens`
+(or it happens on first use).
 """
 
 import os
@@ -20,10 +21,28 @@ from toolkit.atomic import atomic_path
 from toolkit.errors import DataError
 
 STARDIST = {
+    "dataset": "nuclei",
     "requirement": "stardist==0.9.2",
     "members": {"img2d.tif": "stardist/data/images/img2d.tif", "mask2d.tif": "stardist/data/images/mask2d.tif"},
     "origin": "PyPI wheel stardist 0.9.2 (BSD-3-Clause), stardist/data/images/{img2d,mask2d}.tif",
 }
+
+# GroupLens MovieLens 100K as RecBole atomic files (tab-separated, typed headers). The wheel's
+# recbole/dataset_example/ml-100k/ also holds ml-100k.kg and ml-100k.link (a Freebase knowledge
+# graph, 3.5 MB), which no recipe reads, so they are not extracted.
+MOVIELENS_100K = {
+    "dataset": "movielens",
+    "requirement": "recbole==1.2.1",
+    "members": {name: f"recbole/dataset_example/ml-100k/{name}"
+                for name in ("ml-100k.inter", "ml-100k.item", "ml-100k.user")},
+    "origin": "GroupLens MovieLens 100K (F. M. Harper and J. A. Konstan, ACM TiiS 2015; "
+              "https://grouplens.org/datasets/movielens/100k/, research use, do not redistribute) as RecBole "
+              "atomic files from the PyPI wheel recbole 1.2.1 (MIT), recbole/dataset_example/ml-100k/"
+              "ml-100k.{inter,item,user}",
+}
+
+# `toolkit data fetch NAME`: NAME -> (spec, directory name under $TOOLKIT_HOME/data).
+FETCHABLE = {"nuclei": (STARDIST, "stardist"), "movielens": (MOVIELENS_100K, "movielens-100k")}
 
 
 def data_cache(name):
@@ -51,7 +70,8 @@ def fetch_wheel_members(spec, directory, download=True):
     if not download:
         raise DataError(
             f"{', '.join(spec['members'])} not found in {directory} and data.download is false; "
-            f"fetch them with: toolkit data fetch (needs PyPI), or set data.path to a directory holding them"
+            f"fetch them with: toolkit data fetch {spec.get('dataset', '')} (needs PyPI), "
+            "or set data.path to a directory holding them"
         )
     os.makedirs(directory, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,3 +93,16 @@ def fetch_wheel_members(spec, directory, download=True):
     with open(os.path.join(directory, "SOURCE.txt"), "w", encoding="utf-8") as f:
         f.write(spec["origin"] + "\n")
     return paths
+
+
+def fetch_dataset(name, download=True):
+    """Fetches a `FETCHABLE` dataset into its data cache; returns {file name: path}.
+
+    Args:
+        name: str. "nuclei" or "movielens".
+        download: bool. Whether PyPI may be asked when the files are not cached.
+    """
+    if name not in FETCHABLE:
+        raise DataError(f"unknown dataset {name!r} to fetch; choose one of {', '.join(sorted(FETCHABLE))}")
+    spec, folder = FETCHABLE[name]
+    return fetch_wheel_members(spec, data_cache(folder), download=download)
