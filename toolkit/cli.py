@@ -76,14 +76,20 @@ def _parser():
         "predict", help="predict with a run, .keras, SavedModel or .onnx",
         description="Predict with MODEL: a run directory, a .keras file, an exported SavedModel directory or "
                     "an .onnx file (ONNX Runtime only, no TensorFlow).",
-        epilog="Example: toolkit predict saved_models/fashion_mnist/export/model.onnx shoe.png",
+        epilog="Examples: toolkit predict saved_models/fashion_mnist/export/model.onnx shoe.png; "
+               "toolkit predict saved_models/movielens_retrieval --user 42 --k 10",
     )
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument("inputs", metavar="FILES", nargs="*",
                          help="input files: images; for a translation model, text files with one sentence per line")
     predict.add_argument("--text", action="append", default=[],
                          help="translation: a sentence to translate (repeatable)")
-    predict.add_argument("--top-k", type=int, default=None, help="answers per input (default: the model's)")
+    predict.add_argument("--user", action="append", default=[],
+                         help="recommendation: a user id to recommend for (repeatable)")
+    predict.add_argument("--item", action="append", default=[],
+                         help="recommendation: score this item for the --user at the same position (repeatable)")
+    predict.add_argument("--top-k", "--k", dest="top_k", type=int, default=None,
+                         help="answers per input (default: the model's)")
     predict.add_argument("--output-dir", default="predictions",
                          help="where segmentation masks, overlays and class areas are written (default: ./predictions)")
     predict.add_argument("--json", action="store_true", help="machine-readable JSON output")
@@ -290,8 +296,17 @@ def _cmd_predict(args):
         inputs = list(args.text) + _read_lines(args.inputs)
     elif args.text:
         raise ToolkitError(f"--text: {args.model} is a {model.metadata['task']} model; give input files instead")
+    if model.metadata.get("input") == "user":
+        if args.inputs:
+            raise ToolkitError("predict: a recommender takes --user ID [--item ID], not files")
+        if args.item and len(args.item) != len(args.user):
+            raise ToolkitError(f"--item: give one --item per --user ({len(args.user)} users, {len(args.item)} items)")
+        inputs = [{"user": u, "item": i} for u, i in zip(args.user, args.item)] if args.item else list(args.user)
+    elif args.user or args.item:
+        raise ToolkitError(f"--user/--item: {args.model} is a {model.metadata['task']} model, not a recommender")
     if not inputs:
-        raise ToolkitError("predict: give input files" + (" or --text" if model.metadata.get("input") == "text" else ""))
+        hint = {"text": " or --text", "user": " (recommenders: --user ID)"}.get(model.metadata.get("input"), "")
+        raise ToolkitError("predict: give input files" + hint)
     results = model.predict(inputs, top_k=args.top_k, output_dir=args.output_dir)
     if args.json:
         print(json.dumps({"model": os.path.abspath(args.model), "runtime": model.runtime, "predictions": results},

@@ -293,6 +293,12 @@ def load_keras_file(path):
 
         hub_seq2seq_layer_class()  # toolkit>HubSeq2Seq (translation fine-tuned from a preset)
         hub_whisper_layer_class()  # toolkit>HubWhisper (speech recognition from a Whisper preset)
+    if _mentions(path, b'"toolkit>InBatchLogits"') or _mentions(path, b'"keras_rs'):
+        import keras_rs  # noqa: F401 - registers keras-rs layers (FeatureCross, ...)
+
+        from toolkit.tasks.recommendation import in_batch_logits_class
+
+        in_batch_logits_class()
     if _mentions(path, b'"toolkit>SpecAugment"'):
         from toolkit.tasks.speech_recognition import spec_augment_class
 

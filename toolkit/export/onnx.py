@@ -42,6 +42,7 @@ def export_onnx(model, task, path, options):
     # nested multi-output feature extractor (segmentation), produced a wrong
     # graph (max abs diff 0.6 against Keras) where this path is exact.
     signature = task.onnx_signature()
+    model = task.onnx_model(model)
     function = tf.function(lambda *inputs: model(inputs[0] if len(inputs) == 1 else list(inputs), training=False),
                            input_signature=signature)
     with contextlib.redirect_stdout(io.StringIO()):

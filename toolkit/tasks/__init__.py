@@ -5,18 +5,20 @@ Example:
 
 >>> from toolkit.tasks import TASKS
 >>> TASKS.names()
-['image_classification', 'segmentation', 'speech_recognition', 'translation']
+['image_classification', 'recommendation', 'segmentation', 'speech_recognition', 'translation']
 """
 
 from toolkit.errors import RecipeError
 from toolkit.registry import Registry
 from toolkit.tasks.image_classification import ImageClassificationTask
+from toolkit.tasks.recommendation import RecommendationTask
 from toolkit.tasks.segmentation import SegmentationTask
 from toolkit.tasks.speech_recognition import SpeechRecognitionTask
 from toolkit.tasks.translation import TranslationTask
 
 TASKS = Registry("task", RecipeError)
 TASKS.register(ImageClassificationTask.name, ImageClassificationTask)
+TASKS.register(RecommendationTask.name, RecommendationTask)
 TASKS.register(SegmentationTask.name, SegmentationTask)
 TASKS.register(SpeechRecognitionTask.name, SpeechRecognitionTask)
 TASKS.register(TranslationTask.name, TranslationTask)

@@ -107,6 +107,10 @@ class Task:
         """Objects the serving signatures use besides the model (tracked into the SavedModel)."""
         return []
 
+    def onnx_model(self, model):
+        """Returns the Keras network the ONNX file holds (default: the trained model itself)."""
+        return model
+
     def onnx_signature(self):
         """Returns the input signature of the ONNX export of the Keras model."""
         raise NotImplementedError
