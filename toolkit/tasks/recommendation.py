@@ -43,7 +43,6 @@ Example:
 """
 
 import base64
-import math
 import os
 from typing import Literal, Optional
 
