@@ -19,9 +19,12 @@
 6. Speech (bench/speech.py): the espeak_ctc recipe's WER/CER on held-out voices
    and real pocketsphinx clips, and the exported model's realtime factor at
    batch 1 (about 25 minutes of training).
+7. Recommendation (bench/recommendation.py): MovieLens-100k 5-fold RMSE of the
+   rating recipe and leave-last-out Recall/NDCG@10 of the retrieval recipe,
+   beside most-popular and user/item-bias baselines.
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
-runs), --only classification|nuclei|scenes|translation|speech, --translation-run DIR
+runs), --only classification|nuclei|scenes|translation|speech|recommendation, --translation-run DIR
 / --speech-run DIR (report a finished bible_en_es / espeak_ctc run instead of
 training one).
 """
@@ -191,7 +194,7 @@ def bench_startup(onnx_path, repeats):
     }
 
 
-PARTS = ["classification", "nuclei", "scenes", "translation", "speech"]
+PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation"]
 
 
 def main():
@@ -234,17 +237,23 @@ def main():
         import speech
 
         results["speech"] = speech.bench_speech(args.quick, args.speech_run)
+    if "recommendation" in parts:
+        import recommendation
+
+        results["recommendation"] = recommendation.bench_recommendation(args.quick)
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
     if "training" in results and "inference" in results:
         print(table(results))
     print(segmentation.table(results))
+    import recommendation
     import speech
     import translation
 
     print(translation.table(results))
     print(speech.table(results))
+    print(recommendation.table(results))
 
 
 def table(results):

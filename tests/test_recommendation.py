@@ -192,3 +192,48 @@ def test_recipe_errors_are_one_line(tmp_path):
         make_task(load_recipe({**base, "data": {"source": "csv", "path": planted_table(tmp_path / "t.csv"),
                                                 "columns": {"user": "user", "item": "item"}},
                                "model": {"towers": f"run:{tmp_path}/none"}})).build_model()
+
+
+def tiny_bert_preset(directory):
+    """A tiny BERT (random weights, character vocabulary) saved as a local KerasHub preset."""
+    import keras
+    import keras_hub
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz0123456789()")
+    keras.utils.set_random_seed(0)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=1, num_heads=2,
+                                             hidden_dim=16, intermediate_dim=32, max_sequence_length=32)
+    backbone.save_to_preset(str(directory))
+    tokenizer.save_to_preset(str(directory))
+    return str(directory)
+
+
+def test_item_titles_embedded_by_a_pretrained_text_backbone(tmp_path):
+    """model.item_text: the titles go through a KerasHub text encoder once; its mean-pooled outputs are a frozen
+    item feature inside the model (exports need no backbone)."""
+    import keras_hub
+
+    import toolkit
+
+    table = planted_table(tmp_path / "plays.csv")
+    preset = tiny_bert_preset(tmp_path / "bert")
+    recipe = planted_recipe(tmp_path, table, item_text={"backbone": f"hub:{preset}", "sequence_length": 8})
+    recipe = load_recipe({**recipe.model_dump(), "train": {**recipe.train.model_dump(), "epochs": 2}})
+    run = toolkit.train(recipe, log=lambda line: None)
+    tower = toolkit.load(run.path).handle.get_layer("item_tower")
+    stored = tower.get_layer("item_feature_table").get_weights()[0]
+    assert stored.shape == (ITEMS, 16)  # the csv has no item features: the text embedding only
+    # Row of item "i7" = mean of the backbone's token outputs over its real tokens.
+    preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(preset, sequence_length=8)
+    inputs = preprocessor(["i7"])
+    sequence = np.asarray(keras_hub.models.Backbone.from_preset(preset)(inputs)["sequence_output"])[0]
+    mask = np.asarray(inputs["padding_mask"])[0].astype(bool)
+    item = toolkit.load(run.path).metadata["item_ids"].index("i7")
+    np.testing.assert_allclose(stored[item], sequence[mask].mean(axis=0), atol=1e-5)
+    assert tower.get_layer("item_title_text_projection") is not None
+    assert json.load(open(os.path.join(run.path, "export", "verify.json")))["passed"]
+    from toolkit.tasks import make_task
+
+    with pytest.raises(ToolkitError, match="could not be loaded"):
+        make_task(planted_recipe(tmp_path, table, item_text={"backbone": f"hub:{tmp_path}/missing"})).build_model()

@@ -3,9 +3,10 @@
 Models (`model.kind`), both over user and item *towers*: an id embedding
 plus, when the data has them (`model.user_features` / `item_features`),
 the user's / item's features looked up inside the model from frozen tables
-(numeric columns as they are, categorical ones through their own
-embeddings, multi-hot ones such as genres through a linear projection),
-then `model.hidden` ReLU layers.
+(numeric columns standardised, categorical ones through their own
+embeddings, multi-hot ones such as genres through a linear projection;
+`model.item_text` adds the titles embedded once by a pretrained KerasHub
+text encoder), then `model.hidden` ReLU layers.
 
 - `retrieval`: each tower ends in a `model.embedding_dim` projection,
   L2-normalised; trained on the training positives with an in-batch
@@ -58,6 +59,21 @@ from toolkit.tasks.recommendation_config import RecommendationDataConfig
 # ----------------------------------------------------------------------- recipe
 
 
+class ItemTextConfig(StrictModel):
+    """Item titles embedded by a pretrained KerasHub text encoder, frozen, as an item feature."""
+
+    backbone: str = Field(..., description="hub:<preset or local preset dir> of a KerasHub text encoder with a "
+                                           "TextClassifierPreprocessor (BERT, RoBERTa, DistilBERT, ...)")
+    sequence_length: PositiveInt = Field(32, description="title tokens kept")
+
+    @field_validator("backbone")
+    @classmethod
+    def _check_backbone(cls, value):
+        if not value.startswith("hub:") or len(value) == 4:
+            raise ValueError(f"{value!r}: write hub:<preset name or local preset dir>, e.g. hub:bert_tiny_en_uncased")
+        return value
+
+
 class RecommenderModelConfig(StrictModel):
     """Towers and heads of a recommender."""
 
@@ -76,6 +92,8 @@ class RecommenderModelConfig(StrictModel):
     logq_correction: bool = Field(True, description="retrieval: subtract log(item sampling probability)")
     towers: Optional[str] = Field(None, description="run:<run dir> of a recommender trained on the same data: its "
                                   "id embeddings and feature layers initialise this model's towers")
+    item_text: Optional[ItemTextConfig] = Field(None, description="embed item titles with a pretrained text "
+                                                "backbone (mean of its token outputs, frozen) as an item feature")
 
     @field_validator("towers")
     @classmethod
@@ -128,6 +146,29 @@ def seen_items(metadata):
     """Per user index, the item indices of its training interactions (excluded from recommendations)."""
     offsets, items = unpack_ints(metadata["seen"]["offsets"]), unpack_ints(metadata["seen"]["items"])
     return [items[offsets[u]:offsets[u + 1]] for u in range(len(offsets) - 1)]
+
+
+def embed_texts(texts, config):
+    """Mean-pooled token outputs of a KerasHub text encoder preset (frozen): float32 [len(texts), hidden]."""
+    import keras_hub
+
+    preset = config.backbone[4:]
+    try:
+        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+            preset, sequence_length=config.sequence_length)
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+    except Exception as error:  # noqa: BLE001 - any loading failure becomes one recipe error
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise RecipeError(f"model.item_text.backbone: KerasHub preset {preset!r} could not be loaded ({first}); give "
+                          "a text encoder preset that is cached or downloadable, or a local save_to_preset directory")
+    vectors = []
+    for start in range(0, len(texts), 256):
+        inputs = preprocessor(list(texts[start:start + 256]))
+        outputs = backbone(inputs, training=False)
+        sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+        mask = np.asarray(inputs["padding_mask"], np.float32)[:, :, None]
+        vectors.append((np.asarray(sequence) * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0))
+    return np.concatenate(vectors).astype(np.float32)
 
 
 def feature_columns(features, use):
@@ -225,7 +266,7 @@ def build_tower(prefix, count, table, spec, config, name, project):
                 codes = ops.cast(values[:, 0], "int32")
                 parts.append(layers.Embedding(column["vocabulary"], config.feature_dim,
                                               name=f"{prefix}_{column['name']}_embedding")(codes))
-            else:
+            else:  # multi-hot (genres) or dense (title text embeddings): a linear projection
                 parts.append(layers.Dense(config.feature_dim, use_bias=False,
                                           name=f"{prefix}_{column['name']}_projection")(values))
     x = layers.Concatenate(name=f"{prefix}_inputs")(parts) if len(parts) > 1 else parts[0]
@@ -317,6 +358,12 @@ class RecommendationTask(Task):
         config, data = self.recipe.model, self.data
         user_table, user_spec = feature_columns(data.user_features, config.user_features)
         item_table, item_spec = feature_columns(data.item_features, config.item_features)
+        if config.item_text:
+            text = embed_texts([str(t) for t in data.item_titles.tolist()], config.item_text)
+            start = 0 if item_table is None else item_table.shape[1]
+            item_spec = item_spec + [{"name": "title_text", "kind": "dense", "start": start,
+                                      "width": int(text.shape[1]), "vocabulary": 0}]
+            item_table = text if item_table is None else np.concatenate([item_table, text], axis=1)
         retrieval = config.kind == "retrieval"
         user_tower = build_tower("user", data.num_users, user_table, user_spec, config, "user_tower", retrieval)
         item_tower = build_tower("item", data.num_items, item_table, item_spec, config, "item_tower", retrieval)
@@ -431,6 +478,7 @@ class RecommendationTask(Task):
             "unknown_ids": self.recipe.data.unknown_ids,
             "top_k": self.recipe.export.top_k,
             "rating_scale": data.info.get("rating_scale"),
+            "item_text": self.recipe.model.item_text.backbone if self.recipe.model.item_text else None,
             "data_provenance": data.provenance,
         }
         return self.metadata
