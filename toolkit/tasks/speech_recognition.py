@@ -8,7 +8,7 @@ length are exactly zero, which is how the model tells padding from speech.
 
 Model (`features [batch, frames, mels] -> logits [batch, frames / 2, 1 +
 characters]`): SpecAugment (frequency and time masks, training only), two
-2-D convolutions (stride 2x2 then 1x2) with BatchNorm and ReLU, a stack of
+2-D convolutions (stride 2x2 then 1x2, or 2x2 with `model.time_stride: 4`) with BatchNorm and ReLU, a stack of
 bidirectional GRU/LSTM layers, a dense layer to the characters plus the CTC
 blank (index 0). Padding frames are forced to predict the blank, so CTC over
 the padded length equals CTC over each utterance's own length, and decoding
@@ -74,6 +74,8 @@ class AcousticModelConfig(StrictModel):
     conv_filters: PositiveInt = Field(32, description="filters of the two 2-D convolutions")
     conv_kernel: tuple[PositiveInt, PositiveInt] = Field((11, 41), description="(time, frequency) kernel of the "
                                                          "first convolution; the second uses (time, frequency / 2)")
+    time_stride: Literal[2, 4] = Field(2, description="frames per output step: 2 (20 ms with a 10 ms hop) or 4 "
+                                       "(the second convolution strides in time too; half the recurrent work)")
     rnn: Literal["gru", "lstm"] = Field("gru", description="recurrent cell")
     rnn_units: PositiveInt = Field(192, description="units per direction")
     rnn_layers: PositiveInt = Field(3, description="bidirectional recurrent layers")
@@ -453,10 +455,12 @@ class SpeechRecognitionTask(Task):
         config, augment = self.recipe.model, self.recipe.spec_augment
         bins = self.recipe.features.num_mel_bins
         features = keras.Input((None, bins), name="features")
-        # Frames of padding are exactly zero (see log_mel); after the time stride of 2 an output frame is
+        # Frames of padding are exactly zero (see log_mel); after each time stride of 2 an output frame is
         # speech when either of its two input frames is.
         speech = ops.cast(ops.any(ops.not_equal(features, 0.0), axis=-1), "float32")[:, :, None]
         speech = layers.MaxPooling1D(2, strides=2, padding="same", name="frame_mask")(speech)
+        if config.time_stride == 4:
+            speech = layers.MaxPooling1D(2, strides=2, padding="same", name="frame_mask_2")(speech)
         x = spec_augment_class()(augment.freq_masks, augment.freq_width, augment.time_masks, augment.time_width,
                                  seed=self.recipe.train.seed, name="spec_augment")(features)
         x = layers.Reshape((-1, bins, 1), name="add_channel")(x)
@@ -464,8 +468,8 @@ class SpeechRecognitionTask(Task):
         x = layers.Conv2D(config.conv_filters, (time_kernel, freq_kernel), strides=(2, 2), padding="same", use_bias=False,
                           name="conv_1")(x)
         x = layers.ReLU(name="conv_1_relu")(layers.BatchNormalization(name="conv_1_bn")(x))
-        x = layers.Conv2D(config.conv_filters, (time_kernel, max(1, freq_kernel // 2)), strides=(1, 2), padding="same", use_bias=False,
-                          name="conv_2")(x)
+        x = layers.Conv2D(config.conv_filters, (time_kernel, max(1, freq_kernel // 2)),
+                          strides=(config.time_stride // 2, 2), padding="same", use_bias=False, name="conv_2")(x)
         x = layers.ReLU(name="conv_2_relu")(layers.BatchNormalization(name="conv_2_bn")(x))
         merged = math.ceil(math.ceil(bins / 2) / 2)  # mel bins left after two frequency strides of 2 ("same")
         x = layers.Reshape((-1, merged * config.conv_filters), name="merge_bins")(x)
