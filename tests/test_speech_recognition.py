@@ -284,3 +284,17 @@ def test_whisper_recipe_errors_are_one_line(tmp_path):
     with pytest.raises(ToolkitError, match="could not be loaded") as error:
         load_whisper(str(tmp_path / "missing"))
     assert "\n" not in str(error.value)
+
+
+def test_time_stride_four_halves_the_output_frames_and_keeps_padding_blank(tmp_path):
+    from toolkit.tasks import make_task
+
+    recipe = tiny_recipe(tmp_path).model_dump()
+    recipe["model"]["time_stride"] = 4
+    model = make_task(load_recipe(recipe)).build_model()
+    features = np.zeros((2, 101, 40), np.float32)
+    features[0, :50], features[1] = 1.0, 1.0
+    logits = np.asarray(model(features))
+    assert logits.shape[:2] == (2, 26)  # ceil(ceil(101 / 2) / 2)
+    blank = np.argmax(logits, axis=-1) == 0
+    assert blank[0, 13:].all() and not np.allclose(logits[1, :, 0], 0.0)  # padding frames are forced to blank

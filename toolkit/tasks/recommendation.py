@@ -474,7 +474,7 @@ class RecommendationTask(Task):
             "item_ids": [str(i) for i in data.item_ids.tolist()],
             "item_titles": [str(t) for t in data.item_titles.tolist()],
             "seen": {"offsets": pack_ints(offsets), "items": pack_ints(np.concatenate(seen) if seen else [])},
-            "popular": [int(i) for i in np.argsort(-popularity, kind="stable")[:100]],
+            "popular": [int(i) for i in np.argsort(-popularity, kind="stable")],  # every item: any k works
             "unknown_ids": self.recipe.data.unknown_ids,
             "top_k": self.recipe.export.top_k,
             "rating_scale": data.info.get("rating_scale"),
