@@ -54,6 +54,12 @@ def test_log_mel_padding_is_zero_and_per_utterance():
     np.testing.assert_allclose(batch[0, :frames], alone[0], atol=1e-4)  # padding does not change an utterance
     assert np.all(batch[0, frames:] == 0) and np.all(batch[0, :frames].any(axis=-1))
     assert abs(batch[1].mean()) < 1e-3 and abs(batch[1].std() - 1) < 1e-2
+    # The NumPy twin used by ONNX prediction (no TensorFlow) computes the same features.
+    from toolkit.tasks.speech_recognition import log_mel_numpy
+
+    np.testing.assert_allclose(log_mel_numpy([short, long], metadata), batch, atol=2e-4)
+    tiny = rng.randn(100).astype(np.float32)  # shorter than one window: no frames, all zero
+    np.testing.assert_array_equal(log_mel_numpy([tiny], metadata), features_of([tiny], metadata))
 
 
 def tiny_recipe(root, epochs=400):

@@ -19,7 +19,8 @@ Serving: `transcribe` (SavedModel) takes float waveforms `[batch, samples]`
 at the recipe's sample rate with their lengths and returns strings
 (features, network and decoding inside); `logits` takes features. The ONNX
 export is the acoustic model (features -> logits); `toolkit predict x.onnx`
-computes the features with TensorFlow and decodes greedily in NumPy.
+computes the same features in NumPy (`log_mel_numpy`) and decodes greedily in
+NumPy, without TensorFlow.
 
 Example:
 
@@ -182,6 +183,41 @@ def log_mel(waves, lengths, metadata):
     mean = tf.reduce_sum(logmel * mask, axis=[1, 2], keepdims=True) / count
     variance = tf.reduce_sum(tf.square(logmel - mean) * mask, axis=[1, 2], keepdims=True) / count
     return (logmel - mean) * tf.math.rsqrt(variance + 1e-5) * mask
+
+
+def mel_matrix(metadata):
+    """The mel filterbank of `tf.signal.linear_to_mel_weight_matrix` (HTK mel scale, DC bin zero), in NumPy:
+    float64 [fft_length // 2 + 1, num_mel_bins]."""
+    features = metadata["features"]
+    bins, mels = int(features["fft_length"]) // 2 + 1, int(features["num_mel_bins"])
+
+    def to_mel(hertz):
+        return 1127.0 * np.log1p(np.asarray(hertz, np.float64) / 700.0)
+
+    linear = to_mel(np.linspace(0.0, float(metadata["sample_rate"]) / 2, bins)[1:])[:, None]
+    edges = np.linspace(to_mel(features["lower_hz"]), to_mel(features["upper_hz"]), mels + 2)
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    weights = np.maximum(0.0, np.minimum((linear - lower) / (center - lower), (upper - linear) / (upper - center)))
+    return np.concatenate([np.zeros((1, mels)), weights], axis=0)
+
+
+def log_mel_numpy(waves, metadata):
+    """`log_mel` in NumPy (no TensorFlow; for ONNX prediction): a list of waveforms -> [batch, frames, mels]."""
+    frame, step = frame_sizes(metadata)
+    fft_length = int(metadata["features"]["fft_length"])
+    batch, lengths = pad_waves(waves)
+    batch = np.pad(batch, [(0, 0), (0, max(frame - batch.shape[1], 0))])
+    count = (batch.shape[1] - frame) // step + 1
+    index = np.arange(frame)[None, :] + step * np.arange(count)[:, None]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(frame) / frame)  # periodic Hann, as tf.signal.stft
+    power = np.abs(np.fft.rfft(batch[:, index] * window, n=fft_length)) ** 2
+    logmel = np.log(power @ mel_matrix(metadata) + 1e-6)
+    frames = np.maximum((lengths - frame) // step + 1, 0)
+    mask = (np.arange(count)[None, :] < frames[:, None]).astype(np.float64)[:, :, None]
+    total = np.maximum(mask.sum(axis=(1, 2), keepdims=True) * logmel.shape[2], 1.0)
+    mean = (logmel * mask).sum(axis=(1, 2), keepdims=True) / total
+    variance = (np.square(logmel - mean) * mask).sum(axis=(1, 2), keepdims=True) / total
+    return ((logmel - mean) / np.sqrt(variance + 1e-5) * mask).astype(np.float32)
 
 
 _LAYERS = {}
@@ -347,7 +383,8 @@ class SpeechRecognitionTask(Task):
     agreement_unit = "argmax per frame; identical transcripts"
     export_notes = {
         "onnx": "the acoustic network only (log-mel features -> CTC logits; Whisper: features + decoder ids -> "
-                "logits): `toolkit predict x.onnx` computes the features and decodes greedily outside the graph",
+                "logits): `toolkit predict x.onnx` computes the features in NumPy and decodes greedily outside the "
+                "graph",
     }
 
     def __init__(self, recipe):
@@ -769,7 +806,7 @@ def onnx_transcribe(session, waves, metadata):
         from toolkit.tasks.speech_whisper import features_numpy, greedy_texts
 
         return greedy_texts(lambda f, d: onnx_logits(session, f, d), features_numpy(waves, metadata), metadata)
-    logits = onnx_logits(session, features_of(waves, metadata))
+    logits = onnx_logits(session, log_mel_numpy(waves, metadata))
     return [ids_to_text(ids, metadata["vocabulary"]) for ids in greedy_decode_ids(logits)]
 
 
