@@ -79,14 +79,20 @@ def tiny_recipe(root, epochs=400):
     return load_recipe(recipe)
 
 
+def espeak_root(tmp_path_factory, name):
+    """A fresh directory (and TOOLKIT_HOME) for a run on espeak-ng data; skips without espeak-ng."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("Debian espeak-ng is not installed (apt-get install espeak-ng)")
+    root = tmp_path_factory.mktemp(name)
+    os.environ["TOOLKIT_HOME"] = str(root / "home")
+    return root
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     import toolkit
 
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("Debian espeak-ng is not installed (apt-get install espeak-ng)")
-    root = tmp_path_factory.mktemp("speech")
-    os.environ["TOOLKIT_HOME"] = str(root / "home")
+    root = espeak_root(tmp_path_factory, "speech")
     return toolkit.train(tiny_recipe(root), log=lambda line: None)
 
 
@@ -187,10 +193,7 @@ def whisper_recipe(root, preset, epochs):
 def whisper_run(tmp_path_factory):
     import toolkit
 
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("Debian espeak-ng is not installed (apt-get install espeak-ng)")
-    root = tmp_path_factory.mktemp("whisper")
-    os.environ["TOOLKIT_HOME"] = str(root / "home")
+    root = espeak_root(tmp_path_factory, "whisper")
     preset = tiny_whisper_preset(root / "tiny_whisper")
     return toolkit.train(whisper_recipe(root, preset, epochs=25), log=lambda line: None), preset, root
 

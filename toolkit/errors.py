@@ -20,6 +20,27 @@ class ToolkitError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+def first_line(error, limit=200):
+    """The first line of an exception's message (its type name when the message is empty), cut to `limit`."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
+def preset_error(field, preset, error, wanted="a preset", cls=None):
+    """The one-line error for a KerasHub preset that failed to load.
+
+    Args:
+        field: str. The recipe field that named it (e.g. "model.pretrained").
+        preset: str. The preset name or directory.
+        error: Exception. What KerasHub raised.
+        wanted: str. What kind of preset the field takes, e.g. "a BART/T5 preset".
+        cls: the error class (default RecipeError).
+    """
+    return (cls or RecipeError)(
+        f"{field}: KerasHub preset {preset!r} could not be loaded ({first_line(error)}); give {wanted} that is "
+        "cached or downloadable, or a local preset directory saved with save_to_preset")
+
+
 class RecipeError(ToolkitError):
     """A recipe is malformed, has an unknown key, a wrong type or value."""
 

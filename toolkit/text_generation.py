@@ -117,6 +117,37 @@ def seq2seq_class(backbone):
 _LAYER_CLASSES = {}
 
 
+def _backbone_layer_base():
+    """A Keras layer that owns a KerasHub backbone (serialised inside its config) and outputs logits over the
+    backbone's vocabulary for the decoder positions of its second input."""
+    if "base" in _LAYER_CLASSES:
+        return _LAYER_CLASSES["base"]
+    import keras
+
+    class BackboneLayer(keras.layers.Layer):
+        def __init__(self, backbone, **kwargs):
+            super().__init__(**kwargs)
+            self.backbone = backbone
+
+        def logits(self, outputs):
+            return self.backbone.token_embedding(outputs["decoder_sequence_output"], reverse=True)
+
+        def compute_output_shape(self, input_shape):
+            return (*input_shape[1][:2], self.backbone.vocabulary_size)
+
+        def get_config(self):
+            return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone)}
+
+        @classmethod
+        def from_config(cls, config):
+            config = dict(config)
+            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+            return cls(**config)
+
+    _LAYER_CLASSES["base"] = BackboneLayer
+    return BackboneLayer
+
+
 def hub_seq2seq_layer_class():
     """`toolkit>HubSeq2Seq`: a KerasHub BART/T5 backbone as `[encoder_token_ids, decoder_token_ids] -> logits`.
 
@@ -132,10 +163,9 @@ def hub_seq2seq_layer_class():
     import keras
 
     @keras.saving.register_keras_serializable(package="toolkit")
-    class HubSeq2Seq(keras.layers.Layer):
+    class HubSeq2Seq(_backbone_layer_base()):
         def __init__(self, backbone, pad_id, **kwargs):
-            super().__init__(**kwargs)
-            self.backbone = backbone
+            super().__init__(backbone, **kwargs)
             self.pad_id = int(pad_id)
 
         def call(self, inputs):
@@ -147,20 +177,10 @@ def hub_seq2seq_layer_class():
             decoder_mask = ops.concatenate([ops.ones_like(decoder_mask[:, :1]), decoder_mask[:, 1:]], axis=1)
             outputs = self.backbone({"encoder_token_ids": encoder_ids, "encoder_padding_mask": encoder_mask,
                                      "decoder_token_ids": decoder_ids, "decoder_padding_mask": decoder_mask})
-            return self.backbone.token_embedding(outputs["decoder_sequence_output"], reverse=True)
-
-        def compute_output_shape(self, input_shape):
-            return (*input_shape[1][:2], self.backbone.vocabulary_size)
+            return self.logits(outputs)
 
         def get_config(self):
-            return {**super().get_config(), "pad_id": self.pad_id,
-                    "backbone": keras.saving.serialize_keras_object(self.backbone)}
-
-        @classmethod
-        def from_config(cls, config):
-            config = dict(config)
-            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-            return cls(**config)
+            return {**super().get_config(), "pad_id": self.pad_id}
 
     _LAYER_CLASSES["hub"] = HubSeq2Seq
     return HubSeq2Seq
@@ -179,30 +199,14 @@ def hub_whisper_layer_class():
     import keras
 
     @keras.saving.register_keras_serializable(package="toolkit")
-    class HubWhisper(keras.layers.Layer):
-        def __init__(self, backbone, **kwargs):
-            super().__init__(**kwargs)
-            self.backbone = backbone
-
+    class HubWhisper(_backbone_layer_base()):
         def call(self, inputs):
             from keras import ops
 
             features, decoder_ids = inputs
             outputs = self.backbone({"encoder_features": features, "decoder_token_ids": decoder_ids,
                                      "decoder_padding_mask": ops.ones_like(decoder_ids)})
-            return self.backbone.token_embedding(outputs["decoder_sequence_output"], reverse=True)
-
-        def compute_output_shape(self, input_shape):
-            return (*input_shape[1][:2], self.backbone.vocabulary_size)
-
-        def get_config(self):
-            return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.backbone)}
-
-        @classmethod
-        def from_config(cls, config):
-            config = dict(config)
-            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-            return cls(**config)
+            return self.logits(outputs)
 
     _LAYER_CLASSES["whisper"] = HubWhisper
     return HubWhisper

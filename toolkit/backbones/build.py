@@ -16,7 +16,7 @@ import zipfile
 
 from toolkit.backbones.registry import BACKBONES
 from toolkit.backbones.weights import stored_weights
-from toolkit.errors import BackboneError, ModelFileError, RunError, WeightsUnavailableError
+from toolkit.errors import BackboneError, ModelFileError, RunError, WeightsUnavailableError, first_line, preset_error
 
 FEATURE_STRIDES = (4, 8, 16, 32)
 PRETRAINED = ("imagenet", "pretrained")
@@ -215,10 +215,9 @@ def _build_registry(spec, weights, input_shape):
     try:
         model = build_registered(spec, input_shape, "imagenet")
     except Exception as error:  # noqa: BLE001 - keras raises a bare Exception for URL failures
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise WeightsUnavailableError(
             f"backbone {spec.name}: ImageNet weights are not in the weights store and the download failed "
-            f"({reason}); on a connected machine download {spec.weights_url} and run: "
+            f"({first_line(error)}); on a connected machine download {spec.weights_url} and run: "
             f"toolkit weights import {spec.weights_file} --backbone {spec.name} "
             f"(or set model.weights: none to train from random weights)"
         )
@@ -234,11 +233,7 @@ def _build_hub(preset, weights):
     try:
         model = keras_hub.models.Backbone.from_preset(preset, load_weights=load)
     except Exception as error:  # noqa: BLE001
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise BackboneError(
-            f"KerasHub preset {preset!r} could not be loaded ({first}); give a preset name that is cached or "
-            "downloadable, or a local preset directory saved with save_to_preset"
-        )
+        raise preset_error("model.backbone", preset, error, "a preset name", cls=BackboneError)
     scale, offset = 1.0, 0.0
     try:
         converter = keras_hub.layers.ImageConverter.from_preset(preset)
@@ -306,8 +301,7 @@ def load_keras_file(path):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001
-        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-        raise ModelFileError(f"{path} could not be loaded safely: {first}")
+        raise ModelFileError(f"{path} could not be loaded safely: {first_line(error, 300)}")
 
 
 def _uses_keras_hub(path):

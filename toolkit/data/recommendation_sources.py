@@ -283,18 +283,7 @@ def legacy_lines(path):
     Each line is UTF-8 where it decodes, else ISO-8859-1 (the encoding of
     ml-100k's u.item: "Misérables, Les" is `Mis\\xe9rables`), so no line is lost.
     """
-    try:
-        with open(path, "rb") as f:
-            raw_lines = f.read().splitlines()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror or error}); check data.path")
-    for line_number, raw in enumerate(raw_lines, 1):
-        if raw.strip():
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("latin-1")
-            yield f"{path}:{line_number}", text
+    return utf8_lines(path, None, "skip", fallback="latin-1")
 
 
 def split_fields(line, delimiter):

@@ -192,11 +192,13 @@ TSV_SPLIT_FILES = {"train": ("train.tsv",), "validation": ("validation.tsv", "va
                    "test": ("test.tsv",)}
 
 
-def utf8_lines(path, report, on_error):
+def utf8_lines(path, report, on_error, fallback=None):
     """Yields ("path:line", text) of the non-blank lines of a UTF-8 file (BOM dropped).
 
     Lines are decoded one by one, so a line that is not UTF-8 is skipped and
-    counted in `report` (or raises under on_error: fail) without losing the file.
+    counted in `report` (or raises under on_error: fail) without losing the
+    file; with a `fallback` encoding (e.g. "latin-1") it is decoded with that
+    instead.
     """
     try:
         with open(path, "rb") as f:
@@ -210,9 +212,13 @@ def utf8_lines(path, report, on_error):
             continue
         where = f"{path}:{line_number}"
         try:
-            yield where, raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            count_skip(report, where, "not UTF-8", on_error)
+            if fallback is None:
+                count_skip(report, where, "not UTF-8", on_error)
+                continue
+            text = raw.decode(fallback)
+        yield where, text
 
 
 def read_tsv(path, on_error="skip"):

@@ -52,7 +52,7 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_va
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.data.recommendation_sources import RECOMMENDATION_SOURCES
-from toolkit.errors import DataError, RecipeError
+from toolkit.errors import DataError, RecipeError, preset_error
 from toolkit.tasks.base import Task
 from toolkit.tasks.recommendation_config import RecommendationDataConfig
 
@@ -158,9 +158,7 @@ def embed_texts(texts, config):
             preset, sequence_length=config.sequence_length)
         backbone = keras_hub.models.Backbone.from_preset(preset)
     except Exception as error:  # noqa: BLE001 - any loading failure becomes one recipe error
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise RecipeError(f"model.item_text.backbone: KerasHub preset {preset!r} could not be loaded ({first}); give "
-                          "a text encoder preset that is cached or downloadable, or a local save_to_preset directory")
+        raise preset_error("model.item_text.backbone", preset, error, "a text encoder preset")
     vectors = []
     for start in range(0, len(texts), 256):
         inputs = preprocessor(list(texts[start:start + 256]))

@@ -713,10 +713,10 @@ class SpeechRecognitionTask(Task):
         waves = cls._waves(samples)
         if "whisper" not in metadata:
             return [features_of(waves, metadata)]
-        from toolkit.tasks.speech_whisper import features_numpy, label_ids
-        from toolkit.text_generation import special_ids, unpack_tokenizer
+        from toolkit.tasks.speech_whisper import features_numpy, label_ids, model_tokenizer
+        from toolkit.text_generation import special_ids
 
-        tokenizer, ids = unpack_tokenizer(metadata["tokenizers"]["archive"]), special_ids(metadata)
+        tokenizer, ids = model_tokenizer(metadata), special_ids(metadata)
         rows = [label_ids(tokenizer, text, ids["decoder_start"], ids["eos"], int(metadata["decoding"]["max_tokens"]))[0]
                 for text in cls._texts(samples)]
         decoder = np.full((len(rows), max(len(r) for r in rows)), ids["pad"], np.int32)

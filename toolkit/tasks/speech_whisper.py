@@ -4,8 +4,8 @@ The preset's backbone is wrapped as `[features, decoder_token_ids] -> logits`
 (`toolkit>HubWhisper`), so it trains with the same trainer (teacher-forced
 cross-entropy on the preset's byte-level BPE tokens) and saves as one
 `.keras` file. Features are the preset's own `WhisperAudioConverter` log-mels
-(30 s windows, zero-padded): its TensorFlow path inside the graph (training
-data, SavedModel `transcribe`) and its NumPy path for ONNX prediction.
+(30 s windows, zero-padded), called inside the graph (training data,
+SavedModel `transcribe`) and eagerly for ONNX prediction.
 Decoding is the translation task's `Translator` (KerasHub greedy / beam
 samplers with key/value caches) started from Whisper's prompt
 (`<|startoftranscript|>`, plus `<|en|><|transcribe|>` for multilingual
@@ -21,17 +21,14 @@ Example:
 
 import numpy as np
 
-from toolkit.errors import RecipeError
+from toolkit.errors import RecipeError, preset_error
 from toolkit.tasks.speech_recognition import Transcriber
 
 CONVERTER_KEYS = ("num_mels", "num_fft_bins", "stride", "sampling_rate", "max_audio_length")
 
 
 def _preset_error(preset, error):
-    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-    return RecipeError(f"model.pretrained: KerasHub preset {preset!r} could not be loaded ({first}); give a Whisper "
-                       "preset that is cached or downloadable (e.g. hub:whisper_tiny_en), or a local directory "
-                       "saved with save_to_preset")
+    return preset_error("model.pretrained", preset, error, "a Whisper preset (e.g. hub:whisper_tiny_en)")
 
 
 def load_whisper(preset):
@@ -112,24 +109,14 @@ def converter(metadata):
 
 
 def features(waves, metadata):
-    """Whisper log-mels of zero-padded float32 waveforms [batch, samples] (TensorFlow ops, for graphs)."""
-    import tensorflow as tf
-
-    layer = converter(metadata)
-    waves = tf.convert_to_tensor(waves, tf.float32)
-    length = layer.num_samples
-    waves = tf.pad(waves[:, :length], [[0, 0], [0, tf.maximum(length - tf.shape(waves)[1], 0)]])
-    return layer._extract_audio_features(waves)
+    """Whisper log-mels of zero-padded float32 waveforms [batch, samples] (the converter's TensorFlow path inside
+    graphs: it pads or cuts each clip to the preset's window)."""
+    return converter(metadata)(waves)
 
 
 def features_numpy(waves, metadata):
-    """The same features for a list of waveforms, in NumPy (KerasHub's Python path; no TensorFlow)."""
-    layer = converter(metadata)
-    batch = np.zeros((len(waves), layer.num_samples), np.float32)
-    for i, wave in enumerate(waves):
-        wave = np.asarray(wave, np.float32)[: layer.num_samples]
-        batch[i, : len(wave)] = wave
-    return np.asarray(layer._extract_audio_features_python(batch), np.float32)
+    """The same features for a list of waveforms of any lengths, as NumPy (eager)."""
+    return np.asarray(converter(metadata)([np.asarray(w, np.float32) for w in waves]), np.float32)
 
 
 def vocabulary_pattern(vocabulary):
@@ -190,12 +177,12 @@ def label_ids(tokenizer, text, start, eos, max_tokens):
 def greedy_texts(logits_of, features_batch, metadata):
     """Greedy transcripts around any `logits_of(features, decoder_ids)` (e.g. the ONNX network), no TensorFlow
     graph: NumPy loop, the preset tokenizer run eagerly, then the vocabulary normalisation."""
-    from toolkit.text_generation import greedy_ids_numpy, special_ids, unpack_tokenizer
+    from toolkit.text_generation import greedy_ids_numpy, special_ids
 
     ids = special_ids(metadata)
     start, eos = ids["decoder_start"], ids["eos"]
     rows = greedy_ids_numpy(logits_of, features_batch, start, ids["pad"], eos, int(metadata["max_length"]) - 1)
-    tokenizer = _tokenizer(metadata, unpack_tokenizer)
+    tokenizer = model_tokenizer(metadata)
     texts = []
     for row in rows:
         generated = [int(t) for t in row[len(start):]]
@@ -207,11 +194,14 @@ def greedy_texts(logits_of, features_batch, metadata):
 _TOKENIZERS = {}
 
 
-def _tokenizer(metadata, unpack):
+def model_tokenizer(metadata):
+    """The Whisper tokenizer stored in a model's metadata (unzipped once per model)."""
+    from toolkit.text_generation import model_tokenizers
+
     archive = metadata["tokenizers"]["archive"]
     if archive not in _TOKENIZERS:
         _TOKENIZERS.clear()
-        _TOKENIZERS[archive] = unpack(archive)
+        _TOKENIZERS[archive] = model_tokenizers(metadata)[1]
     return _TOKENIZERS[archive]
 
 

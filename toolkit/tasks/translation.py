@@ -34,7 +34,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.data.translation_sources import TRANSLATION_SOURCES, normalize_text
-from toolkit.errors import DataError, RecipeError
+from toolkit.errors import DataError, RecipeError, preset_error
 from toolkit.tasks.base import Task
 from toolkit.tasks.translation_config import TokenizerConfig, TranslationDataConfig
 from toolkit.text_generation import BOS, EOS, PAD
@@ -569,9 +569,7 @@ class _NoBackbone:
 
 
 def _hub_error(preset, error):
-    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-    return RecipeError(f"model.pretrained: KerasHub preset {preset!r} could not be loaded ({first}); give a "
-                       "BART/T5 preset that is cached or downloadable, or a local directory saved with save_to_preset")
+    return preset_error("model.pretrained", preset, error, "a BART/T5 preset")
 
 
 def load_hub_tokenizer(preset):
