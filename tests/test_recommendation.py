@@ -96,7 +96,7 @@ def test_two_towers_recover_planted_taste_groups(retrieval_run):
     in_group = [np.mean([int(r["item"][1:]) % GROUPS == u % GROUPS for r in result["items"]])
                 for u, result in enumerate(results)]
     assert np.mean(in_group) > 0.9, in_group  # chance: about 1/6
-    metrics = run.metrics()["test"]
+    metrics = run.metrics["test"]
     assert metrics["hit_rate@5"] > 1.5 * metrics["baselines"]["most_popular"]["hit_rate@5"], metrics
     assert {"recall@5", "ndcg@5", "map@5", "coverage@5"} <= set(metrics)
 
@@ -170,7 +170,7 @@ def test_rating_model_from_retrieval_towers(retrieval_run):
         np.testing.assert_array_equal(model.get_layer(tower).get_layer(layer).get_weights()[0],
                                       source.get_layer(tower).get_layer(layer).get_weights()[0])
     rating = toolkit.train(recipe, log=lambda line: None)
-    metrics = rating.metrics()["test"]
+    metrics = rating.metrics["test"]
     assert metrics["rmse"] > 0 and "rmse" in metrics["baselines"]["bias"]
     assert json.load(open(os.path.join(rating.path, "export", "verify.json")))["passed"]
     pair = toolkit.load(os.path.join(rating.path, "export", "model.onnx")).predict([{"user": "u0", "item": "i0"}])

@@ -327,7 +327,7 @@ def test_config_checks():
         config(columns={"user": "id", "item": "id"})
     with pytest.raises(ValueError, match="extra"):
         config(colums={})
-    assert RECOMMENDATION_SOURCES.names() == ["csv", "movielens", "tfds"]
+    assert RECOMMENDATION_SOURCES.names() == ["csv", "datasets", "movielens", "tfds"]
 
 
 # ------------------------------------------------------------------------ TFDS

@@ -110,7 +110,7 @@ def test_tiny_model_overfits_a_handful_of_utterances(tiny_run):
 
     cer = jiwer.cer([u.text for u in train], transcripts)
     assert cer < 0.05, list(zip([u.text for u in train], transcripts))
-    metrics = tiny_run.metrics()["test"]
+    metrics = tiny_run.metrics["test"]
     assert {"wer", "cer", "worst", "realtime_factor"} <= set(metrics)
 
 
@@ -259,7 +259,7 @@ def test_whisper_preset_fine_tunes_exports_and_transcribes(whisper_run):
         ("onnx", os.path.join(run.path, "export", "model.onnx")))}
     assert len(set(answers.values())) == 1, answers
     assert set(answers["keras"]) <= set(VOCABULARY)
-    metrics = run.metrics()["test"]
+    metrics = run.metrics["test"]
     assert {"wer", "cer", "worst", "realtime_factor"} <= set(metrics)
 
 
@@ -274,7 +274,7 @@ def test_whisper_zero_shot_evaluation_with_zero_epochs(whisper_run):
     recipe = whisper_recipe(root, preset, epochs=0).model_dump()
     recipe["export"]["formats"] = []
     run = toolkit.train(load_recipe(recipe), log=lambda line: None)
-    metrics = run.metrics()
+    metrics = run.metrics
     assert metrics["epochs_completed"] == 0 and metrics["test"]["examples"] == 2
     original = keras_hub.models.Backbone.from_preset(preset)
     kept = [layer for layer in toolkit.load(run.path).handle.layers if layer.name == "whisper"][0].backbone

@@ -73,7 +73,7 @@ def test_same_seed_same_run(tmp_path):
     first = api.train(path, log=lambda message: None)
     second = api.train(path, log=lambda message: None)
     assert first.path != second.path  # a second run never overwrites the first
-    a, b = first.metrics()["test"], second.metrics()["test"]
+    a, b = first.metrics["test"], second.metrics["test"]
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["confusion_matrix"] == b["confusion_matrix"]
     history = [np.genfromtxt(run.file("history.csv"), delimiter=",", names=True) for run in (first, second)]
     np.testing.assert_allclose(history[0]["loss"], history[1]["loss"], rtol=1e-5)

@@ -67,7 +67,7 @@ def toy_run(tmp_path_factory):
 
 
 def test_tiny_transformer_learns_the_toy_language(toy_run):
-    metrics = toy_run.metrics()["test"]
+    metrics = toy_run.metrics["test"]
     assert metrics["token_accuracy"] > 0.97, metrics["token_accuracy"]
     assert metrics["bleu"] > 90, metrics
     assert "nrefs:1" in metrics["bleu_signature"]

@@ -9,6 +9,7 @@ Example:
 >>> import toolkit  # doctest: +SKIP
 >>> run = toolkit.train("recipes/image_classification/fashion_mnist.yaml",
 ...                     overrides={"train.epochs": 1})  # doctest: +SKIP
+>>> run.metrics["test"]["accuracy"], run.plot_history()  # doctest: +SKIP
 >>> toolkit.load(run.path).predict(["shoe.png"])  # doctest: +SKIP
 """
 
@@ -22,6 +23,7 @@ _API = {
     "verify": "toolkit.api",
     "load": "toolkit.api",
     "predict": "toolkit.api",
+    "recipe_class": "toolkit.api",
     "Run": "toolkit.runs",
     "ToolkitError": "toolkit.errors",
 }

@@ -6,7 +6,9 @@ Example:
 >>> recipe = toolkit.load_recipe("recipes/image_classification/fashion_mnist.yaml",
 ...                              overrides={"train.epochs": 2})  # doctest: +SKIP
 >>> run = toolkit.train(recipe)  # doctest: +SKIP
->>> run.metrics()["test"]["accuracy"]  # doctest: +SKIP
+>>> run.metrics["test"]["accuracy"]  # doctest: +SKIP
+>>> run.plot_history()  # doctest: +SKIP
+>>> toolkit.load(run.artifact("onnx")).predict(["shoe.png"])  # doctest: +SKIP
 """
 
 import datetime
@@ -15,7 +17,7 @@ import platform
 import time
 
 from toolkit.config import load_recipe
-from toolkit.errors import RunError, ToolkitError, TrainingInterrupted
+from toolkit.errors import DataError, RunError, ToolkitError, TrainingInterrupted
 from toolkit.runs import Run, save_model
 
 
@@ -24,7 +26,7 @@ def _as_recipe(recipe, overrides=None):
         return load_recipe(recipe, overrides=overrides)
     if overrides:
         return load_recipe(recipe.model_dump(mode="json"), overrides=overrides, name=recipe.name)
-    return recipe
+    return recipe.model_copy(deep=True)  # the caller's object stays as it was (Run.create names the copy)
 
 
 def float32_model(task, model):
@@ -43,7 +45,33 @@ def float32_model(task, model):
     return copy
 
 
-def train(recipe, overrides=None, resume=None, log=print):
+def _with_data(recipe, data):
+    """The recipe with `data` as its source: a path sets data.source/data.path, datasets set `datasets`."""
+    from toolkit.data.user_data import SOURCE
+    from toolkit.tasks import task_class
+
+    if data is None:
+        return recipe
+    if isinstance(data, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(data))
+        if not os.path.exists(path):
+            raise DataError(f"data={os.fspath(data)!r}: no such file or directory")
+        source = task_class(recipe.task).path_source
+        return load_recipe(recipe.model_dump(mode="json"), overrides={"data.source": source, "data.path": path},
+                           name=recipe.name)
+    return load_recipe(recipe.model_dump(mode="json"), overrides={"data.source": SOURCE}, name=recipe.name)
+
+
+def _make_task(recipe, data):
+    from toolkit.tasks import make_task
+
+    task = make_task(recipe)
+    if data is not None and not isinstance(data, (str, os.PathLike)):
+        task.use_data(data)
+    return task
+
+
+def train(recipe, overrides=None, resume=None, log=print, data=None):
     """Trains, evaluates, exports and verifies a recipe; returns the `Run`.
 
     Args:
@@ -51,8 +79,19 @@ def train(recipe, overrides=None, resume=None, log=print):
         overrides: dict of dotted keys (or list of `a.b=value`).
         resume: str or None. A run directory to resume instead.
         log: callable(str). Progress lines.
+        data: optional. Replaces the recipe's data source: a folder or file
+            path (read by the task's folder/tsv/csv source), or Python
+            datasets (a `tf.data.Dataset`, list or `(inputs, targets)`
+            arrays, or a dict of them by split; see `toolkit.data.user_data`).
+            A run trained on Python datasets needs them again to resume.
+
+    Example:
+
+    >>> import toolkit, tensorflow as tf  # doctest: +SKIP
+    >>> train_ds = tf.keras.utils.image_dataset_from_directory("photos/train")  # doctest: +SKIP
+    >>> run = toolkit.train("recipes/image_classification/fashion_mnist.yaml",
+    ...                     data={"train": train_ds, "test": test_ds})  # doctest: +SKIP
     """
-    from toolkit.tasks import make_task
     from toolkit.training.trainer import Trainer
 
     if resume:
@@ -62,11 +101,11 @@ def train(recipe, overrides=None, resume=None, log=print):
         recipe = run.load_recipe()
         log(f"resuming {run.path}")
     else:
-        recipe = _as_recipe(recipe, overrides)
+        recipe = _with_data(_as_recipe(recipe, overrides), data)
         run = Run.create(recipe)
         recipe = run.load_recipe()
         log(f"run directory: {run.path}")
-    task = make_task(recipe)
+    task = _make_task(recipe, data)
     task.attach_run(run)
     started = time.time()
     try:
@@ -139,41 +178,44 @@ def _card(run, recipe, metadata, metrics):
     write_model_card(run, recipe, metadata, metrics, report)
 
 
-def open_trained(run_dir):
-    """Returns (run, recipe, task, model) of a finished run."""
+def open_trained(run_dir, data=None):
+    """Returns (run, recipe, task, model) of a finished run (`data`: its Python datasets, as in `train`)."""
     from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
-    from toolkit.tasks import make_task
 
     run = Run.open(run_dir, need_model=True)
     recipe = run.load_recipe()
-    task = make_task(recipe)
+    task = _make_task(recipe, data)
     task.metadata = read_toolkit_metadata(run.model_path)
     model = load_keras_file(run.model_path)
     return run, recipe, task, model
 
 
-def evaluate(run_dir, split="test"):
+def evaluate(run_dir, split="test", data=None):
     """Evaluates a run's model on a split of its recipe's data; returns the metrics.
 
-    The result is also written to `RUN_DIR/evaluation_<split>.json`.
+    The result is also written to `RUN_DIR/evaluation_<split>.json`. A run
+    trained on Python datasets is evaluated on the `data` given here.
     """
     from toolkit.atomic import write_json
 
-    run, recipe, task, model = open_trained(run_dir)
+    run, recipe, task, model = open_trained(os.fspath(run_dir), data)
     metrics = task.evaluate(model, split)
     write_json(run.file(f"evaluation_{split}.json"), metrics)
     return metrics
 
 
-def export(run_dir, formats=None, log=print):
-    """Exports a run's model (default: the recipe's formats) and verifies it."""
+def export(run_dir, formats=None, log=print, data=None):
+    """Exports a run's model (default: the recipe's formats) and verifies it on held-out test samples.
+
+    A run trained on Python datasets takes them again as `data` (the samples come from its test split).
+    """
     from toolkit.export import export_run
     from toolkit.export.formats import parse_formats
 
-    run, recipe, task, model = open_trained(run_dir)
+    run, recipe, task, model = open_trained(os.fspath(run_dir), data)
     formats = parse_formats(formats or recipe.export.formats)
     report = export_run(run, model, task, formats, log)
-    _card(run, recipe, task.metadata, run.metrics())
+    _card(run, recipe, task.metadata, run.metrics)
     return report
 
 
@@ -194,3 +236,26 @@ def load(path):
 def predict(model_path, inputs, top_k=None, output_dir=None):
     """Loads a model and predicts for `inputs`; returns one dict per input."""
     return load(model_path).predict(inputs, top_k=top_k, output_dir=output_dir)
+
+
+def recipe_class(task_name):
+    """The recipe schema (pydantic class) of a task, for building recipes in code.
+
+    Example:
+
+    >>> import toolkit
+    >>> Recipe = toolkit.recipe_class("image_classification")
+    >>> recipe = Recipe(task="image_classification", name="shoes",
+    ...                 data={"source": "fashion_mnist", "image_size": 32},
+    ...                 model={"backbone": "resnet_mini", "weights": "none"},
+    ...                 train={"epochs": 1, "fine_tune": {"frozen_epochs": 0}})
+    >>> recipe.train.epochs = 2  # assignments are validated too
+    >>> recipe.model.backbone, recipe.data.image_size, recipe.train.epochs
+    ('resnet_mini', (32, 32), 2)
+
+    `toolkit.load_recipe(dict)` builds the same object and reports a bad
+    field as one line (`RecipeError`) instead of pydantic's message.
+    """
+    from toolkit.tasks import task_class
+
+    return task_class(task_name).config_class

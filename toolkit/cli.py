@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+from toolkit.reports import metrics_table, verify_table
+
 EPILOG = "Docs: README.md. Every verb takes --help."
 
 
@@ -207,56 +209,11 @@ def _cmd_train(args):
     from toolkit import api
 
     run = api.train(None if args.resume else recipe, resume=args.resume, log=_log)
-    print(_summary(run))
+    print(run.summary())
 
 
 def _log(message):
     print(f"[toolkit] {message}", flush=True)
-
-
-def _summary(run):
-    metrics = run.metrics()
-    lines = [
-        "",
-        f"Run {run.path}",
-        f"  task {metrics.get('task')}, {metrics.get('epochs_completed')} epochs, "
-        f"{metrics.get('train_seconds', 0):.0f} s training, {metrics.get('parameters', 0):,} parameters",
-        "",
-        "Test metrics",
-    ]
-    from toolkit.tasks import task_class
-
-    for key, value in task_class(metrics["task"]).summary_metrics(metrics.get("test", {})).items():
-        lines.append(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
-    verify_path = os.path.join(run.export_dir, "verify.json")
-    if os.path.isfile(verify_path):
-        with open(verify_path, encoding="utf-8") as f:
-            report = json.load(f)
-        lines += ["", _verify_table(report)]
-    lines += ["", "Files"]
-    plots = sorted(name for name in os.listdir(run.path) if name.endswith(".png"))
-    for label, name in (("recipe", "recipe.yaml"), ("model", "model.keras"), ("metrics", "metrics.json"),
-                        ("model card", "MODEL_CARD.md"), *(("plot", name) for name in plots),
-                        ("export", "export"), ("tensorboard", "logs")):
-        if os.path.exists(run.file(name)):
-            lines.append(f"  {label:<12} {run.file(name)}")
-    return "\n".join(lines)
-
-
-def _verify_table(report):
-    lines = [
-        f"Export parity ({report['samples']} held-out test samples, output scale {report['output_scale']:.3g}, "
-        f"tolerance {report['tolerance']:.1g}; agreement = {report['agreement_unit']})",
-        f"  {'format':<12} {'endpoint':<16} {'max|diff|':>10} {'agreement':>12}  status",
-    ]
-    for name, entry in report["formats"].items():
-        for endpoint, figures in entry["endpoints"].items():
-            lines.append(
-                f"  {name:<12} {endpoint:<16} {_diff(figures['max_abs_diff']):>10} {figures['agreement']:>12.2%}  "
-                f"{'ok' if figures['passed'] else 'FAILED'}"
-            )
-    lines += [f"  note: {name} holds {entry['note']}" for name, entry in report["formats"].items() if entry.get("note")]
-    return "\n".join(lines)
 
 
 def _cmd_evaluate(args):
@@ -268,17 +225,7 @@ def _cmd_evaluate(args):
         print(json.dumps(metrics, indent=2))
         return
     print(f"{args.split} split of {os.path.abspath(args.run_dir)}")
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            print(f"  {key:<16} {value:.4f}")
-        elif isinstance(value, int):
-            print(f"  {key:<16} {value}")
-    per_class = metrics.get("per_class")
-    if per_class:
-        print(f"\n  {'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
-        for name, row in per_class.items():
-            print(f"  {name[:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
-                  f"{row['support']:>8}")
+    print(metrics_table(metrics))
 
 
 def _cmd_predict(args):
@@ -316,10 +263,6 @@ def _cmd_predict(args):
         print(model.task_class.format_prediction(result))
 
 
-def _diff(value):
-    return "n/a" if value is None else f"{value:.2e}"
-
-
 def _read_lines(paths):
     """Non-empty lines of UTF-8 text files (translation input)."""
     from toolkit.errors import DataError
@@ -341,7 +284,7 @@ def _cmd_export(args):
     from toolkit import api
 
     report = api.export(args.run_dir, args.formats, log=_log)
-    print(_verify_table(report))
+    print(verify_table(report))
     print(f"\nexported to {os.path.join(os.path.abspath(args.run_dir), 'export')}")
 
 
@@ -356,9 +299,9 @@ def _cmd_verify(args):
         path = os.path.join(args.export_dir, "verify.json")
         if os.path.isfile(path) and not args.json:
             with open(path, encoding="utf-8") as f:
-                print(_verify_table(json.load(f)))
+                print(verify_table(json.load(f)))
         raise
-    print(json.dumps(report, indent=2) if args.json else _verify_table(report) + "\n\nall exports match")
+    print(json.dumps(report, indent=2) if args.json else verify_table(report) + "\n\nall exports match")
 
 
 def _cmd_config(args):

@@ -123,3 +123,27 @@ def plot_segmentation_grid(rows, colours, class_names, path):
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=90)
     plt.close(figure)
+
+
+class Picture:
+    """A PNG file that a notebook shows inline (`_repr_png_`); `str()` is its path.
+
+    Args:
+        path: str. The PNG file.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def __fspath__(self):
+        return self.path
+
+    def __str__(self):
+        return self.path
+
+    def __repr__(self):
+        return f"Picture({self.path!r})"
+
+    def _repr_png_(self):
+        with open(self.path, "rb") as f:
+            return f.read()

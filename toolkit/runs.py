@@ -115,12 +115,95 @@ class Run:
         write_json(self.file("state.json"), state)
         return state
 
+    @property
     def metrics(self):
+        """The run's `metrics.json` ({} until training has finished)."""
         path = self.file("metrics.json")
         if not os.path.isfile(path):
             return {}
         with open(path, encoding="utf-8") as f:
             return json.load(f)
+
+    # Looking at a run (notebooks) -----------------------------------------
+    def __repr__(self):
+        return f"Run({self.path!r}, status={self.state().get('status', 'unknown')!r})"
+
+    def summary(self):
+        """The text `toolkit train` prints at the end: test metrics, export parity, files."""
+        from toolkit.reports import run_summary
+
+        return run_summary(self)
+
+    def history(self):
+        """The per-epoch history: {column: [value per epoch]} from history.csv."""
+        from toolkit.plots import read_history
+
+        return read_history(self.file("history.csv"))
+
+    def plots(self):
+        """Names of the run's plots (PNG files in the run directory)."""
+        return sorted(name for name in os.listdir(self.path) if name.endswith(".png"))
+
+    def show(self, name):
+        """Returns a plot of the run as a `Picture` (shown inline in a notebook).
+
+        Args:
+            name: str. A PNG file name from `plots()`, with or without ".png".
+        """
+        from toolkit.plots import Picture
+
+        name = name if name.endswith(".png") else name + ".png"
+        if name not in self.plots():
+            raise RunError(f"{self.path} has no plot {name}; its plots: {', '.join(self.plots()) or 'none yet'}")
+        return Picture(self.file(name))
+
+    def plot_history(self):
+        """The training curves (loss and metrics per epoch, train and validation) as a `Picture`."""
+        return self.show("training_curves.png")
+
+    def model_card(self):
+        """The run's MODEL_CARD.md as Markdown text."""
+        with open(self.file("MODEL_CARD.md"), encoding="utf-8") as f:
+            return f.read()
+
+    # Using a run ----------------------------------------------------------
+    def artifact(self, format_name):
+        """Path of an exported artifact (`"saved_model"`, `"onnx"`), checked to exist."""
+        from toolkit.export.formats import FORMATS
+
+        path = os.path.join(self.export_dir, FORMATS.get(format_name).artifact)
+        if not os.path.exists(path):
+            raise RunError(f"{self.path} has no {format_name} export; make it with run.export([{format_name!r}]) "
+                           f"or toolkit export {self.path} --formats {format_name}")
+        return path
+
+    def load(self, format_name="keras"):
+        """Loads the trained model ("keras") or one of its exports ("saved_model", "onnx") for prediction."""
+        from toolkit.predict import load
+
+        return load(self.path if format_name == "keras" else self.artifact(format_name))
+
+    def predict(self, inputs, format_name="keras", **options):
+        """Predicts with the trained model or an export (see `toolkit.predict`); one result dict per input."""
+        return self.load(format_name).predict(inputs, **options)
+
+    def evaluate(self, split="test", data=None):
+        """Evaluates the trained model on a split (as `toolkit evaluate`); returns the metrics."""
+        from toolkit.api import evaluate
+
+        return evaluate(self.path, split, data=data)
+
+    def export(self, formats=None, log=print, data=None):
+        """Exports (default: the recipe's formats) and verifies; returns the parity report."""
+        from toolkit.api import export
+
+        return export(self.path, formats, log=log, data=data)
+
+    def verify(self):
+        """Re-checks the exports against the trained model on held-out samples; returns the parity report."""
+        from toolkit.api import verify
+
+        return verify(self.export_dir)
 
 
 def save_model(model, path, metadata):

@@ -61,7 +61,7 @@ Example:
 >>> from toolkit.data.recommendation_sources import RECOMMENDATION_SOURCES, load_recommendation_data
 >>> from toolkit.tasks.recommendation_config import RecommendationDataConfig
 >>> RECOMMENDATION_SOURCES.names()
-['csv', 'movielens', 'tfds']
+['csv', 'datasets', 'movielens', 'tfds']
 >>> path = os.path.join(tempfile.mkdtemp(), "plays.csv")
 >>> rows = [f"u{user},song{(user + step) % 7},{1 + (user * step) % 5},{1000 * step + user}"
 ...         for user in range(12) for step in range(5)]
@@ -93,10 +93,12 @@ import re
 import numpy as np
 
 from toolkit.data.translation_sources import MAX_SKIPPED_EXAMPLES, SPLITS, count_skip, empty_report, utf8_lines
+from toolkit.data import user_data
 from toolkit.errors import DataError
 from toolkit.registry import Registry, did_you_mean
 
 RECOMMENDATION_SOURCES = Registry("recommendation data source", DataError)
+RECOMMENDATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
 DEFAULT_TFDS_NAME = "movielens/100k-ratings"
 MOVIELENS_CACHE = "movielens-100k"
 LAYOUTS = ("100k", "latest", "recbole")

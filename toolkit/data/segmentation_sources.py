@@ -16,7 +16,7 @@ Example:
 
 >>> from toolkit.data.segmentation_sources import SEGMENTATION_SOURCES
 >>> SEGMENTATION_SOURCES.names()
-['fashion_scenes', 'folder', 'nuclei', 'tfds']
+['datasets', 'fashion_scenes', 'folder', 'nuclei', 'tfds']
 """
 
 import os
@@ -24,10 +24,12 @@ import os
 import numpy as np
 
 from toolkit.data.sources import FASHION_MNIST_CLASSES, IMAGE_EXTENSIONS, LabelledData, Split, finish_splits
+from toolkit.data import user_data
 from toolkit.errors import DataError
 from toolkit.registry import Registry
 
 SEGMENTATION_SOURCES = Registry("segmentation data source", DataError)
+SEGMENTATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
 MASK_EXTENSIONS = (".png", ".bmp", ".gif")
 
 TFDS_SEGMENTATION = {

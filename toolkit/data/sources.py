@@ -19,10 +19,12 @@ from typing import Optional
 
 import numpy as np
 
+from toolkit.data import user_data
 from toolkit.errors import DataError
 from toolkit.registry import Registry
 
 CLASSIFICATION_SOURCES = Registry("image classification data source", DataError)
+CLASSIFICATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLITS = ("train", "validation", "test")
 

@@ -39,7 +39,7 @@ Example:
 >>> from toolkit.data.speech_sources import SPEECH_SOURCES
 >>> from toolkit.tasks.speech_config import DEFAULT_VOCABULARY, SpeechDataConfig
 >>> SPEECH_SOURCES.names()
-['espeak', 'folder', 'pocketsphinx', 'tfds']
+['datasets', 'espeak', 'folder', 'pocketsphinx', 'tfds']
 >>> root = tempfile.mkdtemp()
 >>> os.mkdir(os.path.join(root, "wavs"))
 >>> words = "zero one two three four five six seven eight nine".split()
@@ -74,10 +74,12 @@ import numpy as np
 
 from toolkit.data.audio_io import UnreadableAudio, load_audio, read_audio, resample, write_wav
 from toolkit.data.translation_sources import SPLITS, count_skip, empty_report, finish_splits, utf8_lines
+from toolkit.data import user_data
 from toolkit.errors import DataError
 from toolkit.registry import Registry
 
 SPEECH_SOURCES = Registry("speech data source", DataError)
+SPEECH_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val", "dev"), "test": ("test",)}
 POCKETSPHINX_PATH = "/usr/share/pocketsphinx/test/data"

@@ -24,7 +24,7 @@ Example:
 >>> from toolkit.data.translation_sources import TRANSLATION_SOURCES
 >>> from toolkit.tasks.translation_config import TranslationDataConfig
 >>> TRANSLATION_SOURCES.names()
-['bible', 'tfds', 'tsv']
+['bible', 'datasets', 'tfds', 'tsv']
 >>> path = os.path.join(tempfile.mkdtemp(), "pairs.tsv")
 >>> with open(path, "w", encoding="utf-8") as f:
 ...     _ = f.write("".join(f"sentence {i}\\tfrase {i}\\n" for i in range(20)) + "no tab here\\n")
@@ -49,10 +49,12 @@ import unicodedata
 
 import numpy as np
 
+from toolkit.data import user_data
 from toolkit.errors import DataError
 from toolkit.registry import Registry, did_you_mean
 
 TRANSLATION_SOURCES = Registry("translation data source", DataError)
+TRANSLATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
 SPLITS = ("train", "validation", "test")
 MAX_SKIPPED_EXAMPLES = 10
 

@@ -32,9 +32,28 @@ class Task:
     default_monitor = "val_loss"
     agreement_unit = "top-1 per sample"  # what verify's agreement counts
     export_notes = {}  # {format: what this task's artifact holds when it is not the whole pipeline}
+    path_source = "folder"  # the data.source that reads `toolkit.train(recipe, data="<path>")`
+    user_data_extras = ()  # keys of `data={...}` besides the splits (e.g. class_names)
 
     def __init__(self, recipe):
         self.recipe = recipe
+        self.user_data = None
+
+    def use_data(self, data):
+        """Takes Python datasets (`toolkit.train(recipe, data=...)`) instead of the recipe's source."""
+        from toolkit.data.user_data import UserData
+
+        self.user_data = UserData.of(data, self.user_data_extras)
+
+    def read_data(self, *extra):
+        """Reads the recipe's data source (with `extra` arguments), or the datasets given to `use_data`."""
+        if self.user_data is not None:
+            return self.data_from_user(self.user_data)
+        return self.sources.get(self.recipe.data.source)(self.recipe.data, self.recipe.train.seed, *extra)
+
+    def data_from_user(self, user):
+        """Returns the task's data object (as its sources return) from a `UserData`."""
+        raise NotImplementedError
 
     def attach_run(self, run):
         """Called before training with the run directory (new or resumed): tasks

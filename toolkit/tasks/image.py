@@ -32,7 +32,7 @@ class ImageTask(Task):
     def data(self):
         """The loaded `LabelledData` (splits, class names, provenance)."""
         if self._data is None:
-            self._data = self.sources.get(self.recipe.data.source)(self.recipe.data, self.recipe.train.seed)
+            self._data = self.read_data()
             if self._data.splits["train"].is_empty():
                 raise DataError("data: the train split is empty")
         return self._data

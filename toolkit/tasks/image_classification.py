@@ -44,7 +44,13 @@ class ImageClassificationTask(ImageTask):
     name = "image_classification"
     config_class = ImageClassificationRecipe
     sources = CLASSIFICATION_SOURCES
+    user_data_extras = ("class_names",)
     default_monitor = "val_accuracy"
+
+    def data_from_user(self, user):
+        from toolkit.data.user_data import classification_data
+
+        return classification_data(user, self.recipe.data, self.recipe.train.seed)
 
     def split_dataset(self, split):
         from toolkit.data.images import image_dataset

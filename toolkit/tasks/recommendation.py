@@ -290,6 +290,7 @@ class RecommendationTask(Task):
     name = "recommendation"
     config_class = RecommendationRecipe
     sources = RECOMMENDATION_SOURCES
+    path_source = "csv"
     input_kind = "user"
     default_monitor = "val_loss"
     agreement_unit = "identical top-k lists (scores: max abs diff)"
@@ -297,6 +298,16 @@ class RecommendationTask(Task):
         "onnx": "the scoring network only ((user index, item index) -> score): `toolkit predict x.onnx --user ID` "
                 "maps ids with the metadata and ranks all items by brute force in NumPy",
     }
+
+    def use_data(self, data):
+        if isinstance(data, dict) and "user" in data:  # one table given as columns
+            data = {"train": data}
+        super().use_data(data)
+
+    def data_from_user(self, user):
+        from toolkit.data.user_data import recommendation_data
+
+        return recommendation_data(user, self.recipe.data, self.recipe.train.seed)
 
     def __init__(self, recipe):
         super().__init__(recipe)
@@ -309,10 +320,7 @@ class RecommendationTask(Task):
     @property
     def data(self):
         if self._data is None:
-            from toolkit.data.recommendation_sources import load_recommendation_data
-
-            seed = self.recipe.data.seed if self.recipe.data.seed is not None else self.recipe.train.seed
-            self._data = load_recommendation_data(self.recipe.data, seed)
+            self._data = self.read_data()
             if not len(self._data.splits["train"]):
                 raise DataError("data: the train split is empty")
         return self._data

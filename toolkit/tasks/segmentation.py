@@ -262,8 +262,14 @@ class SegmentationTask(ImageTask):
     name = "segmentation"
     config_class = SegmentationRecipe
     sources = SEGMENTATION_SOURCES
+    user_data_extras = ("class_names",)
     default_monitor = "val_mean_iou"
     agreement_unit = "argmax per pixel"
+
+    def data_from_user(self, user):
+        from toolkit.data.user_data import segmentation_data
+
+        return segmentation_data(user, self.recipe.data, self.recipe.train.seed)
 
     @property
     def class_names(self):

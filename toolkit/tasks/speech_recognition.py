@@ -387,6 +387,11 @@ class SpeechRecognitionTask(Task):
                 "graph",
     }
 
+    def data_from_user(self, user):
+        from toolkit.data.user_data import speech_data
+
+        return speech_data(user, self.recipe.data, self.recipe.train.seed, self.recipe.vocabulary)
+
     def __init__(self, recipe):
         super().__init__(recipe)
         self._data = None
@@ -409,8 +414,7 @@ class SpeechRecognitionTask(Task):
     @property
     def data(self):
         if self._data is None:
-            self._data = self.sources.get(self.recipe.data.source)(
-                self.recipe.data, self.recipe.train.seed, self.recipe.vocabulary)
+            self._data = self.read_data(self.recipe.vocabulary)
             if not self._data.splits.get("train"):
                 raise DataError("data: the train split is empty")
         return self._data

@@ -153,6 +153,7 @@ class TranslationTask(Task):
     name = "translation"
     config_class = TranslationRecipe
     sources = TRANSLATION_SOURCES
+    path_source = "tsv"
     input_kind = "text"
     default_monitor = "val_token_accuracy"
     agreement_unit = "argmax per token; identical translations"
@@ -160,6 +161,11 @@ class TranslationTask(Task):
         "onnx": "the network only (token ids -> logits): tokenisation, the decoding loop and detokenisation are "
                 "string ops with no ONNX equivalent; `toolkit predict x.onnx` runs them with sentencepiece and NumPy",
     }
+
+    def data_from_user(self, user):
+        from toolkit.data.user_data import translation_data
+
+        return translation_data(user, self.recipe.data, self.recipe.train.seed)
 
     def __init__(self, recipe):
         super().__init__(recipe)
@@ -192,7 +198,7 @@ class TranslationTask(Task):
     def data(self):
         """The loaded `ParallelData` (splits of (source, target) pairs)."""
         if self._data is None:
-            self._data = self.sources.get(self.recipe.data.source)(self.recipe.data, self.recipe.train.seed)
+            self._data = self.read_data()
             if not self._data.splits.get("train"):
                 raise DataError("data: the train split is empty")
         return self._data

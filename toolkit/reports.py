@@ -1,0 +1,78 @@
+"""Text reports shared by the CLI and the Python API: run summary, metrics and parity tables.
+
+Example:
+
+>>> from toolkit.reports import metrics_table
+>>> print(metrics_table({"accuracy": 0.9312, "examples": 2000}))
+  accuracy         0.9312
+  examples         2000
+"""
+
+import json
+import os
+
+
+def _diff(value):
+    return "n/a" if value is None else f"{value:.2e}"
+
+
+def metrics_table(metrics):
+    """The numbers of a metrics dict, one per line, plus the per-class table when there is one."""
+    lines = []
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            lines.append(f"  {key:<16} {value:.4f}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            lines.append(f"  {key:<16} {value}")
+    per_class = metrics.get("per_class")
+    if per_class:
+        lines.append(f"\n  {'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+        for name, row in per_class.items():
+            lines.append(f"  {name[:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
+                         f"{row['support']:>8}")
+    return "\n".join(lines)
+
+
+def verify_table(report):
+    """The export parity table of a `verify.json` report."""
+    lines = [
+        f"Export parity ({report['samples']} held-out test samples, output scale {report['output_scale']:.3g}, "
+        f"tolerance {report['tolerance']:.1g}; agreement = {report['agreement_unit']})",
+        f"  {'format':<12} {'endpoint':<16} {'max|diff|':>10} {'agreement':>12}  status",
+    ]
+    for name, entry in report["formats"].items():
+        for endpoint, figures in entry["endpoints"].items():
+            lines.append(
+                f"  {name:<12} {endpoint:<16} {_diff(figures['max_abs_diff']):>10} {figures['agreement']:>12.2%}  "
+                f"{'ok' if figures['passed'] else 'FAILED'}"
+            )
+    lines += [f"  note: {name} holds {entry['note']}" for name, entry in report["formats"].items() if entry.get("note")]
+    return "\n".join(lines)
+
+
+def run_summary(run):
+    """What `toolkit train` prints at the end: headline test metrics, export parity and the run's files."""
+    from toolkit.tasks import task_class
+
+    metrics = run.metrics
+    lines = [
+        "",
+        f"Run {run.path}",
+        f"  task {metrics.get('task')}, {metrics.get('epochs_completed')} epochs, "
+        f"{metrics.get('train_seconds', 0):.0f} s training, {metrics.get('parameters', 0):,} parameters",
+        "",
+        "Test metrics",
+    ]
+    for key, value in task_class(metrics["task"]).summary_metrics(metrics.get("test", {})).items():
+        lines.append(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
+    verify_path = os.path.join(run.export_dir, "verify.json")
+    if os.path.isfile(verify_path):
+        with open(verify_path, encoding="utf-8") as f:
+            lines += ["", verify_table(json.load(f))]
+    lines += ["", "Files"]
+    for label, name in (("recipe", "recipe.yaml"), ("model", "model.keras"), ("metrics", "metrics.json"),
+                        ("model card", "MODEL_CARD.md"), *(("plot", name) for name in run.plots()),
+                        ("export", "export"), ("tensorboard", "logs")):
+        if os.path.exists(run.file(name)):
+            lines.append(f"  {label:<12} {run.file(name)}")
+    return "\n".join(lines)
