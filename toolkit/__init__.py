@@ -24,6 +24,7 @@ _API = {
     "load": "toolkit.api",
     "predict": "toolkit.api",
     "recipe_class": "toolkit.api",
+    "load_data": "toolkit.api",
     "Run": "toolkit.runs",
     "ToolkitError": "toolkit.errors",
 }

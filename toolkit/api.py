@@ -238,6 +238,23 @@ def predict(model_path, inputs, top_k=None, output_dir=None):
     return load(model_path).predict(inputs, top_k=top_k, output_dir=output_dir)
 
 
+def load_data(recipe, overrides=None, data=None):
+    """Reads a recipe's data (or Python `data`, as in `train`) as the task sees it, to look at before training.
+
+    Returns the task's data object: `splits` by name ("train", "validation",
+    "test") plus what the task keeps (class names, vocabularies, reports).
+
+    Example:
+
+    >>> import toolkit  # doctest: +SKIP
+    >>> data = toolkit.load_data("recipes/image_classification/fashion_mnist.yaml")  # doctest: +SKIP
+    >>> data.splits["train"].images.shape, data.class_names[:2]  # doctest: +SKIP
+    ((54000, 28, 28, 1), ['T-shirt/top', 'Trouser'])
+    """
+    recipe = _with_data(_as_recipe(recipe, overrides), data)
+    return _make_task(recipe, data).data
+
+
 def recipe_class(task_name):
     """The recipe schema (pydantic class) of a task, for building recipes in code.
 

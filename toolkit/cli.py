@@ -260,7 +260,7 @@ def _cmd_predict(args):
                          indent=2))
         return
     for result in results:
-        print(model.task_class.format_prediction(result))
+        print(model.format(result))
 
 
 def _read_lines(paths):

@@ -58,6 +58,10 @@ class LoadedModel:
         return self.task_class.predict(self.runtime, self.handle, self.metadata, list(inputs), top_k=top_k,
                                        output_dir=output_dir)
 
+    def format(self, result):
+        """One result dict of `predict` as the text `toolkit predict` prints."""
+        return self.task_class.format_prediction(result)
+
     def describe(self):
         return f"{self.metadata['task']} model ({self.runtime}) from {self.path}"
 

@@ -74,7 +74,9 @@ class DecodingConfig(StrictModel):
     length_penalty: float = Field(
         0.6, ge=0.0, le=2.0, description="beam: GNMT length penalty alpha, score / ((5 + length) / 6) ** alpha"
     )
-    max_length: PositiveInt = Field(96, description="max generated tokens (at most tokenizer.max_length)")
+    max_length: Optional[PositiveInt] = Field(
+        None, description="max generated tokens (at most tokenizer.max_length; default: tokenizer.max_length)"
+    )
 
 
 class TranslationExportConfig(ExportConfig):
@@ -99,6 +101,8 @@ class TranslationRecipe(Recipe):
 
     @model_validator(mode="after")
     def _check(self):
+        if self.decoding.max_length is None:
+            self.decoding.max_length = self.tokenizer.max_length
         if self.decoding.max_length > self.tokenizer.max_length:
             raise ValueError(
                 f"decoding.max_length ({self.decoding.max_length}) is above tokenizer.max_length "
