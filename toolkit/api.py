@@ -49,24 +49,26 @@ def _with_data(recipe, data):
     """The recipe with `data` as its source: a path sets data.source/data.path, datasets set `datasets`."""
     from toolkit.data.user_data import SOURCE
     from toolkit.tasks import task_class
+    from toolkit.tasks.image import is_path
 
     if data is None:
         return recipe
-    if isinstance(data, (str, os.PathLike)):
+    overrides = {"data.source": SOURCE}
+    if is_path(data):
         path = os.path.abspath(os.fspath(data))
         if not os.path.exists(path):
             raise DataError(f"data={os.fspath(data)!r}: no such file or directory")
-        source = task_class(recipe.task).path_source
-        return load_recipe(recipe.model_dump(mode="json"), overrides={"data.source": source, "data.path": path},
-                           name=recipe.name)
-    return load_recipe(recipe.model_dump(mode="json"), overrides={"data.source": SOURCE}, name=recipe.name)
+        overrides = {"data.source": task_class(recipe.task).path_source, "data.path": path}
+    return load_recipe(recipe.model_dump(mode="json"), overrides=overrides, name=recipe.name)
 
 
 def _make_task(recipe, data):
+    """The recipe's task, given Python `data` (a path is already in the recipe, see `_with_data`)."""
     from toolkit.tasks import make_task
+    from toolkit.tasks.image import is_path
 
     task = make_task(recipe)
-    if data is not None and not isinstance(data, (str, os.PathLike)):
+    if data is not None and not is_path(data):
         task.use_data(data)
     return task
 

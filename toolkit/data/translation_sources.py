@@ -283,10 +283,6 @@ def load_tsv(config, seed):
 # -------------------------------------------------------------------------- TFDS
 
 
-def _decode(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 @TRANSLATION_SOURCES.register("tfds")
 def load_tfds_translation(config, seed):
     """A TFDS translation dataset (`data.tfds_name`, e.g. ted_hrlr_translate/pt_to_en) read as
@@ -306,7 +302,7 @@ def load_tfds_translation(config, seed):
         for index, (source, target) in enumerate(dataset.as_numpy_iterator()):
             where = f"{info.full_name}/{spec}:{index}"
             try:
-                source, target = _decode(source), _decode(target)
+                source, target = user_data.text(source), user_data.text(target)
             except UnicodeDecodeError:
                 count_skip(report, where, "not UTF-8", config.on_error)
                 continue

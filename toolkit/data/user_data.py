@@ -132,7 +132,10 @@ def text(value):
 
 
 def _image_array(image, size, channels, where):
-    from toolkit.data.image_io import resize_bilinear
+    """A checked user image at `size` and `channels`, converted as the file pipeline does (uint8)."""
+    import tensorflow as tf
+
+    from toolkit.data.images import adapt_channels, resize_image
 
     image = np.asarray(image)
     if image.ndim == 2:
@@ -142,25 +145,23 @@ def _image_array(image, size, channels, where):
     if image.dtype.kind == "f" and image.size and float(image.max()) <= 1.0 and float(image.max()) > 0:
         raise DataError(f"{where}: float pixels in [0, 1]; give 0-255 values "
                         "(as keras.utils.image_dataset_from_directory and TFDS do)")
-    image = image[..., :3] if image.shape[-1] == 4 else image
-    if channels == 3 and image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    elif channels == 1 and image.shape[-1] == 3:
-        image = (image.astype(np.float32) @ np.array([0.2989, 0.587, 0.114], np.float32))[..., None]
-    image = resize_bilinear(image, size)
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+    resized = resize_image(adapt_channels(tf.convert_to_tensor(image), channels), size).numpy()
+    return np.clip(np.round(resized), 0, 255).astype(np.uint8)
 
 
 def _mask_array(mask, size, where):
+    """A checked user mask resized by nearest neighbour (`resize_mask`, as the file pipeline does)."""
+    import tensorflow as tf
+
+    from toolkit.data.segmentation import resize_mask
+
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[-1] == 1:
         mask = mask[..., 0]
     if mask.ndim != 2 or mask.dtype.kind not in "iub":
         raise DataError(f"{where}: a mask must be HxW (or HxWx1) class indices; got shape {mask.shape}, "
                         f"dtype {mask.dtype}")
-    rows = np.minimum((np.arange(size[0]) + 0.5) * mask.shape[0] / size[0], mask.shape[0] - 1).astype(np.int64)
-    columns = np.minimum((np.arange(size[1]) + 0.5) * mask.shape[1] / size[1], mask.shape[1] - 1).astype(np.int64)
-    return mask[rows][:, columns].astype(np.int32)
+    return resize_mask(tf.convert_to_tensor(mask.astype(np.int32)), size).numpy()
 
 
 def _label(label, where):
