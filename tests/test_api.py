@@ -133,7 +133,7 @@ def test_bad_python_data_is_one_line(tmp_path, data, message):
     task = make_task(colour_recipe(tmp_path))
     with pytest.raises(DataError, match=message):
         task.use_data(data)
-        task.data
+        _ = task.data
 
 
 def test_segmentation_pairs_are_resized_with_nearest_masks(tmp_path):
@@ -153,7 +153,7 @@ def test_segmentation_pairs_are_resized_with_nearest_masks(tmp_path):
     task = make_task(recipe)
     task.use_data({"train": [(image, mask + 2)]})
     with pytest.raises(DataError, match="a mask holds class 3 but data.classes names 2 classes"):
-        task.data
+        _ = task.data
 
 
 def test_translation_pairs_from_a_tf_dataset(tmp_path):
@@ -199,4 +199,4 @@ def test_recommendation_rows_or_columns(tmp_path):
     task = make_task(recipe)
     task.use_data({"user": users, "item": items[:3]})
     with pytest.raises(DataError, match="different lengths"):
-        task.data
+        _ = task.data

@@ -92,8 +92,8 @@ import re
 
 import numpy as np
 
-from toolkit.data.translation_sources import MAX_SKIPPED_EXAMPLES, SPLITS, count_skip, empty_report, utf8_lines
 from toolkit.data import user_data
+from toolkit.data.translation_sources import MAX_SKIPPED_EXAMPLES, SPLITS, count_skip, empty_report, utf8_lines
 from toolkit.errors import DataError
 from toolkit.registry import Registry, did_you_mean
 

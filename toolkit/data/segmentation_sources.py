@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-from toolkit.data.sources import FASHION_MNIST_CLASSES, IMAGE_EXTENSIONS, LabelledData, Split, finish_splits
 from toolkit.data import user_data
+from toolkit.data.sources import FASHION_MNIST_CLASSES, IMAGE_EXTENSIONS, LabelledData, Split, finish_splits
 from toolkit.errors import DataError
 from toolkit.registry import Registry
 

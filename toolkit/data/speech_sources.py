@@ -72,9 +72,9 @@ import unicodedata
 
 import numpy as np
 
+from toolkit.data import user_data
 from toolkit.data.audio_io import UnreadableAudio, load_audio, read_audio, resample, write_wav
 from toolkit.data.translation_sources import SPLITS, count_skip, empty_report, finish_splits, utf8_lines
-from toolkit.data import user_data
 from toolkit.errors import DataError
 from toolkit.registry import Registry
 
