@@ -12,15 +12,16 @@ characters]`): SpecAugment (frequency and time masks, training only), two
 bidirectional GRU/LSTM layers, a dense layer to the characters plus the CTC
 blank (index 0). Padding frames are forced to predict the blank, so CTC over
 the padded length equals CTC over each utterance's own length, and decoding
-needs no lengths. Trained with `keras.losses.CTC`; decoded greedily or with
-`keras.ops.ctc_decode` beam search.
+needs no lengths. Trained with `keras.losses.CTC`; decoded greedily, with
+`keras.ops.ctc_decode` beam search, or through a lexicon with a word bigram
+model (`toolkit.tasks.speech_lexicon`, Viterbi in TensorFlow ops).
 
 Serving: `transcribe` (SavedModel) takes float waveforms `[batch, samples]`
 at the recipe's sample rate with their lengths and returns strings
 (features, network and decoding inside); `logits` takes features. The ONNX
 export is the acoustic model (features -> logits); `toolkit predict x.onnx`
-computes the same features in NumPy (`log_mel_numpy`) and decodes greedily in
-NumPy, without TensorFlow.
+computes the same features in NumPy (`log_mel_numpy`) and decodes greedily
+(or with the lexicon, `decode_numpy`) in NumPy, without TensorFlow.
 
 Example:
 
@@ -36,7 +37,15 @@ import time
 from typing import Literal, Optional
 
 import numpy as np
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.data.speech_sources import SPEECH_SOURCES
@@ -96,8 +105,15 @@ class AcousticModelConfig(StrictModel):
 class CTCDecodingConfig(StrictModel):
     """How transcripts are decoded (CTC logits, or Whisper's tokens)."""
 
-    method: Literal["greedy", "beam"] = Field("greedy", description="greedy (best path) or beam search")
+    method: Literal["greedy", "beam", "lexicon"] = Field(
+        "greedy", description="greedy (best path), beam search, or lexicon (best path through lexicon words with a "
+                              "word bigram model; CTC models only)")
     beam_width: PositiveInt = Field(16, description="beams (beam)")
+    lexicon: str = Field("train", description="lexicon: the words of the training transcripts (train), or a word "
+                                               "list file (one word per line; bigram counts still from train)")
+    lm_weight: NonNegativeFloat = Field(
+        0.5, description="lexicon: weight of the word bigram log-probability (0: lexicon only)")
+    word_bonus: float = Field(0.0, description="lexicon: score added per word (> 0 favours more, shorter words)")
     max_tokens: PositiveInt = Field(96, description="Whisper: most tokens generated per utterance")
 
 
@@ -129,6 +145,9 @@ class SpeechRecognitionRecipe(Recipe):
             raise ValueError(f"vocabulary: {self.vocabulary!r} must list each character once")
         if self.train.fine_tune.frozen_epochs:
             raise ValueError("train.fine_tune.frozen_epochs: the acoustic model is trained whole; set it to 0")
+        if self.model.pretrained and self.decoding.method == "lexicon":
+            raise ValueError("decoding.method: lexicon decodes CTC logits; Whisper (model.pretrained) decodes "
+                             "tokens, use greedy or beam")
         if self.model.pretrained:  # Whisper brings its own features
             if self.data.sample_rate != 16000:
                 raise ValueError(f"data.sample_rate: Whisper listens at 16000 Hz, not {self.data.sample_rate}; "
@@ -307,6 +326,10 @@ class Transcriber:
         import tensorflow as tf
         from keras import ops
 
+        if method == "lexicon":
+            from toolkit.tasks.speech_lexicon import DecodingGraph, LexiconDecoder
+
+            return LexiconDecoder(DecodingGraph.from_metadata(self.metadata)).decode(logits)
         batch, frames = tf.shape(logits)[0], tf.shape(logits)[1]
         lengths = tf.fill([batch], frames)
         strategy = "beam_search" if method == "beam" else "greedy"
@@ -401,6 +424,7 @@ class SpeechRecognitionTask(Task):
         self._whisper = None
         self._whisper_entries = None
         self._transcriber = None
+        self._lexicon = None
 
     @property
     def whisper(self):
@@ -551,7 +575,21 @@ class SpeechRecognitionTask(Task):
             "decoding": self.recipe.decoding.model_dump(),
             "data_provenance": self.data.provenance,
             **self._whisper_metadata(),
+            **self._lexicon_metadata(),
         }
+
+    def _lexicon_metadata(self):
+        """{"lexicon": words and bigram counts of the training transcripts} of a CTC model (kept with the model, so
+        any export can decode with `decoding.method: lexicon`)."""
+        if self.recipe.model.pretrained:
+            return {}
+        if self._lexicon is None:
+            from toolkit.tasks.speech_lexicon import build_lexicon
+
+            words_file = None if self.recipe.decoding.lexicon == "train" else self.recipe.decoding.lexicon
+            self._lexicon = build_lexicon([u.text for u in self.data.splits["train"]], self.recipe.vocabulary,
+                                          words_file)
+        return {"lexicon": self._lexicon}
 
     def _whisper_metadata(self):
         if not self.recipe.model.pretrained:
@@ -631,9 +669,17 @@ class SpeechRecognitionTask(Task):
                 f"(longer audio is cut); transcripts are lower-cased and reduced to {metadata.get('vocabulary')!r}.",
                 f"- Data it was evaluated/fine-tuned on: {metadata.get('data_provenance', '')}.",
             ]
+        decoding = metadata.get("decoding", {})
+        if decoding.get("method") == "lexicon":
+            words = len(metadata.get("lexicon", {}).get("words", []))
+            language = (f"writes only the {words} words of its lexicon (a word outside it comes out as the closest "
+                        f"lexicon words), weighted by a word bigram model of the training transcripts "
+                        f"(lm_weight {decoding.get('lm_weight')})")
+        else:
+            language = "no language model"
         return [
             f"- Transcribes speech like the training data ({metadata.get('data_provenance', '')}) into the "
-            f"characters {metadata.get('vocabulary')!r}; no language model, no punctuation or digits.",
+            f"characters {metadata.get('vocabulary')!r}; {language}; no punctuation or digits.",
             f"- Expects mono audio at {metadata.get('sample_rate')} Hz (`toolkit predict` resamples files).",
         ]
 
@@ -752,17 +798,24 @@ class SpeechRecognitionTask(Task):
             logits = artifact.signatures["logits"](**{n: tf.constant(v) for n, v in zip(names, inputs)})["logits"]
             return {"transcribe": [t.decode("utf-8") for t in texts], "logits": logits.numpy()}
         if format_name == "onnx":
-            return {"onnx": onnx_logits(artifact, *inputs), "onnx_greedy": onnx_transcribe(artifact, waves, metadata)}
+            outputs = {"onnx": onnx_logits(artifact, *inputs),
+                       "onnx_greedy": onnx_transcribe(artifact, waves, metadata, method="greedy")}
+            if metadata["decoding"]["method"] == "lexicon":  # what `toolkit predict model.onnx` prints
+                outputs["onnx_lexicon"] = onnx_transcribe(artifact, waves, metadata)
+            return outputs
         raise ValueError(f"no verification for format {format_name}")
 
     # Prediction ---------------------------------------------------------
     @classmethod
     def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
-        """Transcribes audio files (any common sample rate; resampled); returns [{"input", "transcript", ...}]."""
+        """Transcribes audio files (any common sample rate; resampled) or float waveforms at the model's sample
+        rate; returns [{"input", "transcript", ...}]."""
         from toolkit.data.audio_io import load_audio
+        from toolkit.tasks.image import input_names, is_path
 
         rate = int(metadata["sample_rate"])
-        waves = [load_audio(str(path), rate) for path in inputs]
+        waves = [load_audio(str(item), rate) if is_path(item) else np.asarray(item, np.float32).reshape(-1)
+                 for item in inputs]
         started = time.time()
         if runtime == "keras":
             transcripts = make_transcriber(handle, metadata).transcribe(waves, batch_size=1)
@@ -780,9 +833,9 @@ class SpeechRecognitionTask(Task):
             raise ValueError(f"unknown runtime {runtime}")
         seconds = time.time() - started
         audio = sum(len(w) for w in waves) / rate
-        return [{"input": str(path), "transcript": text, "audio_seconds": round(len(w) / rate, 2),
+        return [{"input": name, "transcript": text, "audio_seconds": round(len(w) / rate, 2),
                  "realtime_factor": round(seconds / max(audio, 1e-9), 4)}
-                for path, text, w in zip(inputs, transcripts, waves)]
+                for name, text, w in zip(input_names(inputs), transcripts, waves)]
 
     @classmethod
     def format_prediction(cls, result):
@@ -804,13 +857,18 @@ def onnx_logits(session, features, decoder_ids=None):
     return session.run(None, feeds)[0]
 
 
-def onnx_transcribe(session, waves, metadata):
-    """Greedy transcripts from the ONNX network: CTC best path, or Whisper's token loop (NumPy features)."""
+def onnx_transcribe(session, waves, metadata, method=None):
+    """Transcripts from the ONNX network with NumPy features: CTC best path, lexicon decoding (`method` or the
+    model's `decoding.method` is lexicon; NumPy, the same as the graph's), or Whisper's greedy token loop."""
     if "whisper" in metadata:
         from toolkit.tasks.speech_whisper import features_numpy, greedy_texts
 
         return greedy_texts(lambda f, d: onnx_logits(session, f, d), features_numpy(waves, metadata), metadata)
     logits = onnx_logits(session, log_mel_numpy(waves, metadata))
+    if (method or metadata["decoding"]["method"]) == "lexicon":
+        from toolkit.tasks.speech_lexicon import DecodingGraph, decode_numpy
+
+        return decode_numpy(DecodingGraph.from_metadata(metadata), logits)
     return [ids_to_text(ids, metadata["vocabulary"]) for ids in greedy_decode_ids(logits)]
 
 
