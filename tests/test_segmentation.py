@@ -317,3 +317,36 @@ def test_serving_default_answers_at_each_image_size(trained_segmentation):
     mask = answer["mask"].numpy()
     for index, (height, width) in enumerate(sizes):
         assert (mask[index, :height, :width] >= 0).all() and (mask[index, height:, :] == -1).all()
+
+
+@pytest.mark.slow
+def test_toolkit_serve_returns_masks_inline(trained_segmentation):
+    import base64
+    import io
+    import urllib.request
+
+    from PIL import Image
+
+    from toolkit.predict import load
+    from toolkit.serving import Server, resolve_model
+
+    export = os.path.join(trained_segmentation["run_dir"], "export")
+    path = os.path.join(trained_segmentation["data"], "images", "s003.png")
+    model = load(resolve_model(export, "onnx"))
+    server = Server(model, name="seg").start(port=0)
+    try:
+        with open(path, "rb") as f:
+            payload = json.dumps({"instances": [{"b64": base64.b64encode(f.read()).decode()}]}).encode()
+        request = urllib.request.Request(server.url + "/v1/models/seg:predict", data=payload, method="POST")
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            prediction = json.loads(answer.read())["predictions"][0]
+    finally:
+        server.stop()
+    assert set(prediction) == {"height", "width", "mask", "overlay", "areas"}  # files inline, no local paths
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(prediction["mask"]["b64"]))))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        expected = model.predict([path], output_dir=tmp)[0]
+        np.testing.assert_array_equal(mask, np.asarray(Image.open(expected["mask"])))
+    assert mask.shape[:2] == (prediction["height"], prediction["width"])

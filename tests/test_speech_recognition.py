@@ -122,8 +122,9 @@ def test_exported_transcribe_matches_python_api(tiny_run, tmp_path):
     report = json.load(open(os.path.join(tiny_run.path, "export", "verify.json")))
     assert report["passed"], report
     endpoints = {**report["formats"]["saved_model"]["endpoints"], **report["formats"]["onnx"]["endpoints"]}
-    assert set(endpoints) == {"transcribe", "logits", "onnx", "onnx_greedy"}
+    assert set(endpoints) == {"transcribe", "logits", "onnx", "onnx_greedy", "onnx_lexicon"}
     assert endpoints["onnx"]["max_abs_diff"] < 1e-3 and endpoints["transcribe"]["agreement"] == 1.0
+    assert endpoints["onnx_lexicon"]["agreement"] == 1.0  # NumPy lexicon decoding == the graph's
     clip = os.path.join(tiny_run.path, "export", "samples", "000.wav")
     # The same clip at 44.1 kHz is resampled to 16 kHz on the way in.
     wave = load_audio(clip, 16000)
@@ -140,6 +141,20 @@ def test_exported_transcribe_matches_python_api(tiny_run, tmp_path):
     result = run_cli("predict", os.path.join(tiny_run.path, "export", "saved_model"), clip)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(answers["keras"][0])
+
+    # `toolkit serve`: a waveform as a list of floats gives the same transcript.
+    import urllib.request
+
+    from toolkit.serving import Server, resolve_model
+
+    server = Server(toolkit.load(resolve_model(os.path.join(tiny_run.path, "export"))), name="asr").start(port=0)
+    try:
+        payload = json.dumps({"instances": [wave.tolist()]}).encode()
+        request = urllib.request.Request(server.url + "/v1/models/asr:predict", data=payload, method="POST")
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            assert json.loads(answer.read())["predictions"][0]["transcript"] == answers["keras"][0]
+    finally:
+        server.stop()
 
 
 def test_recipe_errors_are_one_line():
@@ -183,7 +198,7 @@ def tiny_whisper_preset(directory, seconds=4):
 def whisper_recipe(root, preset, epochs):
     recipe = tiny_recipe(root).model_dump()
     recipe["model"]["pretrained"] = f"hub:{preset}"
-    recipe["decoding"]["max_tokens"] = 24
+    recipe["decoding"].update(method="greedy", max_tokens=24)
     recipe["train"]["epochs"] = epochs
     recipe["output"]["dir"] = str(root / f"runs_{epochs}")
     return load_recipe(recipe)

@@ -102,6 +102,26 @@ def _parser():
     export.add_argument("--format", dest="formats", default=None,
                         help="comma-separated formats (default: the recipe's), e.g. saved_model,onnx")
 
+    serve = verbs.add_parser(
+        "serve", help="serve an export over HTTP (TensorFlow Serving REST API)",
+        description="Serve an exported model (a run or export directory, a SavedModel directory or an .onnx file) "
+                    "with TensorFlow Serving's REST API: POST /v1/models/NAME:predict {\"instances\": [...]}, "
+                    "GET /v1/models/NAME, GET /v1/models/NAME/metadata, GET /healthz. Ctrl-C stops it cleanly.",
+        epilog="Example: toolkit serve saved_models/fashion_mnist/export --port 8501, then curl -d "
+               "'{\"instances\": [{\"b64\": \"...\"}]}' http://127.0.0.1:8501/v1/models/fashion_mnist:predict",
+    )
+    serve.add_argument("model", metavar="EXPORT_DIR")
+    serve.add_argument("--runtime", choices=["saved_model", "onnx"], default=None,
+                       help="which export to serve (default: saved_model if present, else onnx)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
+    serve.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's REST port; 0: free)")
+    serve.add_argument("--name", default=None, help="model name in the URLs (default: the run name)")
+    serve.add_argument("--max-batch-size", type=int, default=32, help="most instances per model call (default 32)")
+    serve.add_argument("--batch-timeout-ms", type=float, default=5.0,
+                       help="how long a request waits for others to fill a batch (default 5 ms)")
+    serve.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body (default 16 MB)")
+
     verify = verbs.add_parser("verify", help="check an export against its Keras model",
                               description="Reload every artifact in EXPORT_DIR in its own runtime and compare it "
                                           "with the run's model.keras on the stored held-out samples.")
@@ -277,6 +297,22 @@ def _read_lines(paths):
         except UnicodeDecodeError as error:
             raise DataError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8")
     return lines
+
+
+def _cmd_serve(args):
+    from toolkit.errors import ToolkitError
+
+    if not 0 <= args.port <= 65535:
+        raise ToolkitError(f"--port {args.port}: give 0-65535 (0 picks a free port)")
+    if args.max_batch_size < 1 or args.batch_timeout_ms < 0 or args.max_body_mb <= 0:
+        raise ToolkitError("--max-batch-size must be >= 1, --batch-timeout-ms >= 0 and --max-body-mb > 0")
+    if args.runtime != "onnx" and not args.model.endswith(".onnx"):
+        _quiet_tensorflow()
+    from toolkit.serving import serve_forever
+
+    serve_forever(args.model, runtime=args.runtime, host=args.host, port=args.port, name=args.name,
+                  max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
+                  max_body_mb=args.max_body_mb, log=lambda line: print(line, flush=True))
 
 
 def _cmd_export(args):

@@ -1,0 +1,233 @@
+"""`toolkit serve`: TF Serving's REST shape driven by a real HTTP client over
+loopback, the request parser of every input kind, malformed requests (4xx with
+a JSON error, never a traceback or a path), micro-batching under concurrent
+clients, the body size limit, and a clean SIGTERM shutdown of the CLI."""
+
+import base64
+import http.client
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from toolkit.serving import RequestError, Server, parse_instances, resolve_model
+
+from conftest import REPO, run_cli
+
+IMAGE = {"task": "image_classification", "input": "image", "channels": 3}
+
+
+def png_bytes(array):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+def body(payload):
+    return json.dumps(payload).encode("utf-8")
+
+
+def call(url, payload=None, method=None, raw=None):
+    """(status, JSON answer) of one HTTP request."""
+    data = raw if raw is not None else (None if payload is None else body(payload))
+    request = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_instances_of_every_input_kind_are_parsed():
+    image = (np.arange(5 * 4 * 3) % 256).astype(np.uint8).reshape(5, 4, 3)
+    inputs, columnar = parse_instances(body({"instances": [{"b64": b64(png_bytes(image))}, image.tolist()]}), IMAGE)
+    assert not columnar and len(inputs) == 2
+    np.testing.assert_array_equal(inputs[0], image)
+    np.testing.assert_array_equal(inputs[1], image)
+    inputs, columnar = parse_instances(body({"inputs": ["hola", "mundo"]}), {"input": "text"})
+    assert columnar and inputs == ["hola", "mundo"]
+    from toolkit.data.audio_io import write_wav
+
+    wave = np.sin(np.linspace(0, 20, 800)).astype(np.float32) * 0.5
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_wav(os.path.join(tmp, "a.wav"), wave, 8000)
+        with open(os.path.join(tmp, "a.wav"), "rb") as f:
+            wav = f.read()
+    audio = {"input": "audio", "sample_rate": 16000}
+    inputs, _ = parse_instances(body({"instances": [wave.tolist(), {"b64": b64(wav)}]}), audio)
+    np.testing.assert_allclose(inputs[0], wave, atol=1e-7)
+    assert len(inputs[1]) == 1600  # 8 kHz WAV resampled to the model's 16 kHz
+    inputs, _ = parse_instances(body({"instances": ["42", 7, {"user": 1, "item": "b"}]}), {"input": "user"})
+    assert inputs == ["42", "7", {"user": "1", "item": "b"}]
+
+
+@pytest.mark.parametrize("raw, metadata, message", [
+    (b"{not json", IMAGE, "not JSON"),
+    (b"[1, 2]", IMAGE, "JSON object"),
+    (body({"instances": [1], "inputs": [1]}), IMAGE, "exactly one of"),
+    (body({"instances": []}), IMAGE, "non-empty list"),
+    (body({"instances": [{"b64": "###"}]}), IMAGE, r"instances\[0\]: \"b64\" is not valid base64"),
+    (body({"instances": [{"b64": b64(b"not an image")}]}), IMAGE, r"instances\[0\]: not a readable image"),
+    (body({"instances": [[[[0, 0, 300]]]]}), IMAGE, "integers in 0-255"),
+    (body({"instances": [[[1, 2], [3]]]}), IMAGE, "nested lists of numbers of one shape"),
+    (body({"instances": [[[[1, 2]]]]}), IMAGE, r"expected \[height\]\[width\]\[3\]"),
+    (body({"instances": [{"url": "x"}]}), IMAGE, "expected"),
+    (body({"instances": ["x"], "signature_name": "classify"}), IMAGE, "serving_default only"),
+    (body({"instances": [3]}), {"input": "text"}, "expected a string"),
+    (body({"instances": [" "]}), {"input": "text"}, "empty"),
+    (body({"instances": [[[0.1]]]}), {"input": "audio", "sample_rate": 16000}, "flat list of float samples"),
+    (body({"instances": [[]]}), {"input": "audio", "sample_rate": 16000}, "no samples"),
+    (b'{"instances": [[0.1, NaN]]}', {"input": "audio", "sample_rate": 16000}, "NaN"),
+    (body({"instances": [True]}), {"input": "user"}, "string or an integer"),
+    (body({"instances": [{"user": 1, "film": 2}]}), {"input": "user"}, "a pair is"),
+])
+def test_malformed_requests_name_the_problem(raw, metadata, message):
+    with pytest.raises(RequestError, match=message) as error:
+        parse_instances(raw, metadata)
+    assert error.value.status == 400 and "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def classification_server(trained_run):
+    from toolkit.predict import load
+
+    export = os.path.join(trained_run["run_dir"], "export")
+    servers = {}
+    for runtime in ("onnx", "saved_model"):
+        model = load(resolve_model(export, runtime))
+        servers[runtime] = Server(model, name="tiny", max_batch_size=8, batch_timeout_ms=150).start(port=0)
+    yield servers, trained_run
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "saved_model"])
+def test_server_speaks_tf_serving_rest(classification_server, runtime):
+    from toolkit.predict import load
+
+    servers, run = classification_server
+    url = servers[runtime].url
+    files = sorted(os.path.join(run["data"], name) for name in os.listdir(run["data"]))[:3]
+    files = [os.path.join(f, sorted(os.listdir(f))[0]) if os.path.isdir(f) else f for f in files]
+    expected = load(resolve_model(os.path.join(run["run_dir"], "export"), runtime)).predict(files)
+
+    assert call(url + "/healthz") == (200, {"status": "ok", "model": "tiny"})
+    status, answer = call(url + "/v1/models/tiny")
+    assert status == 200 and answer["model_version_status"][0]["state"] == "AVAILABLE"
+    status, answer = call(url + "/v1/models/tiny/metadata")
+    signature = answer["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert status == 200 and signature["inputs"] and signature["outputs"]
+    assert answer["toolkit"] == {"task": "image_classification", "runtime": runtime, "input": "image",
+                                 "instance": answer["toolkit"]["instance"]}
+
+    instances = []
+    for path in files:
+        with open(path, "rb") as f:
+            instances.append({"b64": b64(f.read())})
+    status, answer = call(url + "/v1/models/tiny:predict", {"instances": instances})
+    assert status == 200, answer
+    assert [p["top_k"] for p in answer["predictions"]] == [e["top_k"] for e in expected]
+    status, answer = call(url + "/v1/models/tiny/versions/1:predict", {"inputs": instances[:1]})
+    assert status == 200 and answer["outputs"][0]["top_k"] == expected[0]["top_k"]
+
+
+def test_bad_requests_get_json_errors_without_paths(classification_server):
+    servers, run = classification_server
+    server = servers["onnx"]
+    url = server.url
+    cases = [
+        (call(url + "/v1/models/other:predict", {"instances": [1]}), 404, "not served here"),
+        (call(url + "/v1/models/tiny:classify", {"instances": [1]}), 404, "no such endpoint"),
+        (call(url + "/v1/models/tiny/versions/7"), 404, "the only version is 1"),
+        (call(url + "/v1/models/tiny:predict"), 405, "POST"),
+        (call(url + "/v1/models/tiny", {"instances": [1]}), 405, "use GET"),
+        (call(url + "/v1/models/tiny:predict", raw=b"{oops"), 400, "not JSON"),
+        (call(url + "/v1/models/tiny:predict", {"instances": [{"b64": b64(b"GIF89a junk")}]}), 400, "not a readable"),
+        (call(url + "/nowhere"), 404, "no such endpoint"),
+    ]
+    for (status, answer), want_status, message in cases:
+        assert status == want_status and message in answer["error"], (status, answer)
+        assert run["run_dir"] not in answer["error"] and "Traceback" not in answer["error"]
+    # Over the body limit: refused from the header, before the body is read.
+    small = Server(server.model, name="tiny", max_body_bytes=1000).start(port=0)
+    try:
+        status, answer = call(small.url + "/v1/models/tiny:predict", {"instances": [[[[0, 0, 0]] * 400]]})
+        assert status == 413 and "limit is 1000" in answer["error"]
+        host, port = small.httpd.server_address[:2]
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        connection.putrequest("POST", "/v1/models/tiny:predict")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        answer = connection.getresponse()
+        assert answer.status == 411 and "Content-Length" in json.loads(answer.read())["error"]
+    finally:
+        small.stop()
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(classification_server):
+    servers, run = classification_server
+    server = servers["onnx"]
+    rng = np.random.RandomState(0)
+    images = [rng.randint(0, 255, (32, 32, 3)).astype(np.uint8) for _ in range(12)]
+    expected = server.model.predict(images)
+    before = server.batcher.batches
+    answers = [None] * len(images)
+
+    def client(i):
+        answers[i] = call(server.url + "/v1/models/tiny:predict", {"instances": [images[i].tolist()]})
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(status == 200 for status, _ in answers)
+    assert [a["predictions"][0]["top_k"][0]["label"] for _, a in answers] == \
+        [e["top_k"][0]["label"] for e in expected]
+    assert server.batcher.batches - before < len(images)  # some requests shared a model call
+    # A bad instance in one request fails only that request, not the batch it shared.
+    bad = {"instances": [[[[1, 2]]]]}
+    assert call(server.url + "/v1/models/tiny:predict", bad)[0] == 400
+
+
+def test_cli_serve_answers_and_stops_cleanly_on_sigterm(trained_run):
+    export = os.path.join(trained_run["run_dir"], "export")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", **trained_run["env"])
+    process = subprocess.Popen([sys.executable, "-m", "toolkit", "serve", export, "--runtime", "onnx", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving tiny (image_classification, onnx) on http://127.0.0.1:"), \
+            line + process.stderr.read()
+        url = line.split(" on ")[1].strip()
+        image = np.zeros((32, 32, 3), np.uint8)
+        status, answer = call(url, {"instances": [{"b64": b64(png_bytes(image))}]})
+        assert status == 200 and answer["predictions"][0]["top_k"]
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        assert "stopped" in out
+    finally:
+        if process.poll() is None:
+            process.kill()
+    result = run_cli("serve", os.path.join(export, "missing"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    result = run_cli("serve", export, "--port", "70000")
+    assert result.returncode == 2 and "0-65535" in result.stderr
