@@ -122,6 +122,20 @@ def _parser():
                        help="how long a request waits for others to fill a batch (default 5 ms)")
     serve.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body (default 16 MB)")
 
+    bench = verbs.add_parser(
+        "benchmark", help="latency and throughput of each exported format",
+        description="Time `predict` (preprocessing, network, decoding) of the run's Keras model and of every "
+                    "artifact in its export (SavedModel, ONNX, TFLite) on the export's held-out samples, at each "
+                    "batch size; print one table.",
+        epilog="Example: toolkit benchmark saved_models/fashion_mnist/export --batch-sizes 1,32",
+    )
+    bench.add_argument("model", metavar="EXPORT_DIR", help="a run directory or its export directory")
+    bench.add_argument("--batch-sizes", default="1,32", help="comma-separated batch sizes (default 1,32)")
+    bench.add_argument("--repeats", type=int, default=10, help="timed calls per batch size (default 10)")
+    bench.add_argument("--format", dest="formats", default=None,
+                       help="comma-separated formats to time (default: all present, keras included)")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+
     verify = verbs.add_parser("verify", help="check an export against its Keras model",
                               description="Reload every artifact in EXPORT_DIR in its own runtime and compare it "
                                           "with the run's model.keras on the stored held-out samples.")
@@ -313,6 +327,24 @@ def _cmd_serve(args):
     serve_forever(args.model, runtime=args.runtime, host=args.host, port=args.port, name=args.name,
                   max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
                   max_body_mb=args.max_body_mb, log=lambda line: print(line, flush=True))
+
+
+def _cmd_benchmark(args):
+    from toolkit.errors import ToolkitError
+
+    try:
+        sizes = [int(size) for size in args.batch_sizes.split(",") if size.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1 or args.repeats < 1:
+        raise ToolkitError(f"--batch-sizes {args.batch_sizes!r} / --repeats {args.repeats}: give positive integers, "
+                           "e.g. --batch-sizes 1,32 --repeats 10")
+    _quiet_tensorflow()
+    from toolkit.benchmark import benchmark, format_table
+
+    formats = [f.strip() for f in args.formats.split(",")] if args.formats else None
+    result = benchmark(args.model, batch_sizes=tuple(sizes), repeats=args.repeats, formats=formats)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 
 def _cmd_export(args):

@@ -148,6 +148,11 @@ class Task:
         raise NotImplementedError
 
     @classmethod
+    def predict_inputs(cls, samples):
+        """The `predict` inputs of samples read by `load_samples` (what `toolkit benchmark` feeds each format)."""
+        return list(samples)
+
+    @classmethod
     def reference_key(cls, endpoint):
         """Endpoints whose Keras reference is the same share a key (computed once)."""
         return "model"

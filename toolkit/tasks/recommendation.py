@@ -587,6 +587,10 @@ class RecommendationTask(Task):
             return [(u, i, float(r)) for u, i, r in (line.rstrip("\n").split("\t") for line in f if line.strip())]
 
     @classmethod
+    def predict_inputs(cls, samples):
+        return [user for user, _, _ in samples]
+
+    @classmethod
     def reference_key(cls, endpoint):
         return "scores" if endpoint in ("score", "onnx") else "lists"
 

@@ -744,6 +744,10 @@ class SpeechRecognitionTask(Task):
                 samples.append((load_audio(os.path.join(directory, f"{uid}.wav"), metadata["sample_rate"]), text))
         return samples
 
+    @classmethod
+    def predict_inputs(cls, samples):
+        return cls._waves(samples)
+
     @staticmethod
     def _waves(samples):
         return [s.audio if hasattr(s, "audio") else s[0] for s in samples]

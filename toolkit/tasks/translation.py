@@ -511,6 +511,10 @@ class TranslationTask(Task):
             return [tuple(line.rstrip("\n").split("\t")[:2]) for line in f if "\t" in line]
 
     @classmethod
+    def predict_inputs(cls, samples):
+        return [source for source, _ in samples]
+
+    @classmethod
     def reference_key(cls, endpoint):
         return {"logits": "logits", "onnx": "logits", "onnx_greedy": "greedy"}.get(endpoint, "translate")
 
