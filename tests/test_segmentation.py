@@ -350,3 +350,20 @@ def test_toolkit_serve_returns_masks_inline(trained_segmentation):
         expected = model.predict([path], output_dir=tmp)[0]
         np.testing.assert_array_equal(mask, np.asarray(Image.open(expected["mask"])))
     assert mask.shape[:2] == (prediction["height"], prediction["width"])
+
+
+@pytest.mark.slow
+def test_tflite_exports_of_a_unet_keep_the_masks(trained_segmentation, tmp_path):
+    import shutil
+
+    run_dir = str(tmp_path / "seg")
+    shutil.copytree(trained_segmentation["run_dir"], run_dir)
+    result = run_cli("export", run_dir, "--format", "tflite,tflite_int8", env=trained_segmentation["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(run_dir, "export", "verify.json")) as f:
+        report = json.load(f)
+    assert report["formats"]["tflite"]["endpoints"]["tflite"]["max_abs_diff"] < 1e-4
+    assert report["formats"]["tflite_int8"]["endpoints"]["tflite_int8"]["agreement"] >= 0.9  # argmax per pixel
+    quality = report["quality"]
+    assert quality["metric"] == "mean_iou" and quality["formats"]["tflite"]["delta"] == pytest.approx(0, abs=1e-6)
+    assert abs(quality["formats"]["tflite_int8"]["delta"]) < 0.1

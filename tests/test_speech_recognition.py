@@ -322,3 +322,31 @@ def test_time_stride_four_halves_the_output_frames_and_keeps_padding_blank(tmp_p
     assert logits.shape[:2] == (2, 26)  # ceil(ceil(101 / 2) / 2)
     blank = np.argmax(logits, axis=-1) == 0
     assert blank[0, 13:].all() and not np.allclose(logits[1, :, 0], 0.0)  # padding frames are forced to blank
+
+
+@needs_espeak
+def test_tflite_export_of_the_acoustic_model(tiny_run, tmp_path):
+    import yaml
+
+    import toolkit
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(tiny_run.path, run_dir)
+    with open(os.path.join(run_dir, "recipe.yaml")) as f:
+        recipe = yaml.safe_load(f)
+    # The tiny model's 2 verification clips are too few to hold its int8-weight copy to 90% identical transcripts.
+    recipe["export"]["quantized_min_agreement"] = 0.0
+    with open(os.path.join(run_dir, "recipe.yaml"), "w") as f:
+        yaml.safe_dump(recipe, f)
+    result = run_cli("export", run_dir, "--format", "tflite,tflite_dynamic")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.load(open(os.path.join(run_dir, "export", "verify.json")))
+    endpoints = report["formats"]["tflite"]["endpoints"]
+    assert set(endpoints) == {"tflite", "tflite_greedy", "tflite_lexicon"}
+    assert endpoints["tflite"]["max_abs_diff"] < 1e-3 and endpoints["tflite_lexicon"]["agreement"] == 1.0
+    assert report["quality"]["metric"] == "wer" and set(report["quality"]["formats"]) == {"tflite", "tflite_dynamic"}
+    clip = os.path.join(run_dir, "export", "samples", "000.wav")
+    lite = toolkit.load(os.path.join(run_dir, "export", "model.tflite")).predict([clip])[0]["transcript"]
+    assert lite == toolkit.load(run_dir).predict([clip])[0]["transcript"]
+    refused = run_cli("export", run_dir, "--format", "tflite_int8")
+    assert refused.returncode == 2 and "use tflite_dynamic" in refused.stderr

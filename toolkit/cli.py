@@ -111,8 +111,8 @@ def _parser():
                "'{\"instances\": [{\"b64\": \"...\"}]}' http://127.0.0.1:8501/v1/models/fashion_mnist:predict",
     )
     serve.add_argument("model", metavar="EXPORT_DIR")
-    serve.add_argument("--runtime", choices=["saved_model", "onnx"], default=None,
-                       help="which export to serve (default: saved_model if present, else onnx)")
+    serve.add_argument("--runtime", choices=["saved_model", "onnx", "tflite"], default=None,
+                       help="which export to serve (default: saved_model if present, else onnx, else tflite)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
     serve.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's REST port; 0: free)")
@@ -323,6 +323,7 @@ def _cmd_serve(args):
     if args.runtime != "onnx" and not args.model.endswith(".onnx"):
         _quiet_tensorflow()
     from toolkit.serving import serve_forever
+
 
     serve_forever(args.model, runtime=args.runtime, host=args.host, port=args.port, name=args.name,
                   max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,

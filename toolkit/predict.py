@@ -24,7 +24,7 @@ class LoadedModel:
 
     Args:
         path: str. What was loaded.
-        runtime: str. "keras", "saved_model" or "onnx".
+        runtime: str. "keras", "saved_model", "onnx" or "tflite".
         handle: the runtime's model object.
         metadata: dict. Task, class names, input size, ...
     """
@@ -55,7 +55,9 @@ class LoadedModel:
         """
         if not inputs:
             raise ModelFileError("predict: give at least one input")
-        return self.task_class.predict(self.runtime, self.handle, self.metadata, list(inputs), top_k=top_k,
+        # A TFLite session answers like an ONNX Runtime one (toolkit.export.tflite.TfliteSession).
+        runtime = "onnx" if self.runtime == "tflite" else self.runtime
+        return self.task_class.predict(runtime, self.handle, self.metadata, list(inputs), top_k=top_k,
                                        output_dir=output_dir)
 
     def format(self, result):
@@ -85,8 +87,10 @@ def load(path):
         return _load_keras(path)
     if path.endswith(".onnx"):
         return _load_onnx(path)
+    if path.endswith(".tflite"):
+        return _load_tflite(path)
     raise ModelFileError(
-        f"{path}: MODEL must be a run directory, a .keras file, a SavedModel directory or a .onnx file"
+        f"{path}: MODEL must be a run directory, a .keras file, a SavedModel directory, a .onnx or a .tflite file"
     )
 
 
@@ -104,6 +108,12 @@ def _load_saved_model(path):
 
     metadata = read_saved_model_metadata(path)
     return LoadedModel(path, "saved_model", load_saved_model(path), metadata)
+
+
+def _load_tflite(path):
+    from toolkit.export.tflite import load_tflite, read_tflite_metadata
+
+    return LoadedModel(path, "tflite", load_tflite(path), read_tflite_metadata(path))
 
 
 def _load_onnx(path):

@@ -38,15 +38,24 @@ def verify_table(report):
     lines = [
         f"Export parity ({report['samples']} held-out test samples, output scale {report['output_scale']:.3g}, "
         f"tolerance {report['tolerance']:.1g}; agreement = {report['agreement_unit']})",
-        f"  {'format':<12} {'endpoint':<16} {'max|diff|':>10} {'agreement':>12}  status",
+        f"  {'format':<15} {'size MB':>8} {'endpoint':<22} {'max|diff|':>10} {'agreement':>10}  status",
     ]
     for name, entry in report["formats"].items():
+        size = f"{entry.get('size_bytes', 0) / 1e6:.2f}"
         for endpoint, figures in entry["endpoints"].items():
+            quantised = "" if entry.get("exact", True) else " (quantised: agreement only)"
             lines.append(
-                f"  {name:<12} {endpoint:<16} {_diff(figures['max_abs_diff']):>10} {figures['agreement']:>12.2%}  "
-                f"{'ok' if figures['passed'] else 'FAILED'}"
+                f"  {name:<15} {size:>8} {endpoint:<22} {_diff(figures['max_abs_diff']):>10} "
+                f"{figures['agreement']:>10.2%}  {'ok' if figures['passed'] else 'FAILED'}{quantised}"
             )
+            size = ""
     lines += [f"  note: {name} holds {entry['note']}" for name, entry in report["formats"].items() if entry.get("note")]
+    quality = report.get("quality")
+    if quality:
+        lines.append(f"  test-split {quality['metric']} on {quality['examples']} examples: Keras "
+                     f"{quality['keras']:.4f}; " + "; ".join(
+                         f"{name} {figures['value']:.4f} ({figures['delta']:+.4f})"
+                         for name, figures in quality["formats"].items()))
     return "\n".join(lines)
 
 

@@ -55,7 +55,7 @@ from toolkit.errors import ModelFileError, ToolkitError
 
 LOG = logging.getLogger("toolkit.serve")
 MAX_AUDIO_SECONDS = 600
-RUNTIME_ARTIFACTS = {"saved_model": "saved_model", "onnx": "model.onnx"}
+RUNTIME_ARTIFACTS = {"saved_model": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
 
 
 class RequestError(Exception):
@@ -324,7 +324,7 @@ def signature_metadata(model):
     def tensor(dtype, shape):
         return {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(-1 if d is None else d)} for d in shape]}}
 
-    if model.runtime == "onnx":
+    if model.runtime in ("onnx", "tflite"):
         types = {"tensor(float)": "DT_FLOAT", "tensor(int32)": "DT_INT32", "tensor(int64)": "DT_INT64",
                  "tensor(string)": "DT_STRING", "tensor(uint8)": "DT_UINT8"}
 
@@ -503,12 +503,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def resolve_model(path, runtime=None):
-    """The artifact `toolkit serve PATH --runtime R` serves: a run or export directory picks its saved_model/ or
-    model.onnx (default saved_model, else onnx); an artifact path is served as it is."""
+    """The artifact `toolkit serve PATH --runtime R` serves: a run or export directory picks its saved_model/,
+    model.onnx or model.tflite (default: the first present); an artifact path is served as it is."""
     path = os.fspath(path)
     export = os.path.join(path, "export") if os.path.isfile(os.path.join(path, "recipe.yaml")) else path
     if os.path.isdir(export) and not os.path.isfile(os.path.join(export, "saved_model.pb")):
-        choices = [runtime] if runtime else ["saved_model", "onnx"]
+        choices = [runtime] if runtime else ["saved_model", "onnx", "tflite"]
         for choice in choices:
             candidate = os.path.join(export, RUNTIME_ARTIFACTS[choice])
             if os.path.exists(candidate):
@@ -517,7 +517,8 @@ def resolve_model(path, runtime=None):
                              "export directory (toolkit export RUN_DIR) or a run directory with exports")
     if not os.path.exists(path):
         raise ModelFileError(f"{path}: no such export directory or model file")
-    if runtime and (path.endswith(".onnx") != (runtime == "onnx")):
+    suffix = {"onnx": ".onnx", "tflite": ".tflite"}.get(runtime, "")
+    if runtime and (os.path.splitext(path)[1] if os.path.isfile(path) else "") != suffix:
         raise ModelFileError(f"{path}: --runtime {runtime} does not match this artifact; drop --runtime")
     return path
 

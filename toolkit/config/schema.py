@@ -235,7 +235,14 @@ class ExportConfig(StrictModel):
         1.0, ge=0.0, le=1.0,
         description="share of verification decisions that must agree (top-1 per image; argmax per pixel)",
     )
+    quantized_min_agreement: float = Field(
+        0.9, ge=0.0, le=1.0,
+        description="share of decisions a quantised artifact (tflite_dynamic, tflite_int8) must agree on; its max "
+                    "abs difference is reported, not held to parity_tolerance",
+    )
     verify_samples: PositiveInt = Field(64, description="held-out test examples used for verification")
+    quality_samples: PositiveInt = Field(
+        500, description="test examples on which TFLite artifacts' task metric is compared with the Keras model's")
     top_k: PositiveInt = Field(5, description="top-k classes returned by the serving signature")
 
     @model_validator(mode="after")

@@ -60,7 +60,11 @@ def export_run(run, model, task, formats, log=print):
                 raise ExportError(f"export {name}: cannot write into {run.path} ({error.strerror}); "
                                   "free disk space or fix permissions, the previous export is untouched")
         report = verify_directory(staging, model, type(task), task.model_metadata(), config.parity_tolerance,
-                                  config.min_agreement)
+                                  config.min_agreement, config.quantized_min_agreement)
+        if report["passed"]:
+            from toolkit.export.verify import quality_report
+
+            report["quality"] = quality_report(staging, model, task, config.quality_samples)
         write_json(os.path.join(staging, "verify.json"), report)
         if not report["passed"]:
             rejected = run.file("export.rejected")
@@ -101,7 +105,16 @@ def verify_export(export_dir, log=print):
     metadata = read_toolkit_metadata(run.model_path)
     model = load_keras_file(run.model_path)
     report = verify_directory(export_dir, model, task_class(metadata["task"]), metadata,
-                              recipe.export.parity_tolerance, recipe.export.min_agreement)
+                              recipe.export.parity_tolerance, recipe.export.min_agreement,
+                              recipe.export.quantized_min_agreement)
+    previous = os.path.join(export_dir, "verify.json")
+    if os.path.isfile(previous):  # the test-split quality needs the data; keep what the export measured
+        import json
+
+        with open(previous, encoding="utf-8") as f:
+            quality = json.load(f).get("quality")
+        if quality:
+            report["quality"] = quality
     write(os.path.join(export_dir, "verify.json"), report)
     if not report["passed"]:
         raise ParityError("verification failed: " + "; ".join(failures(report) or ["no artifacts found"]))

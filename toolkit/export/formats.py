@@ -34,6 +34,13 @@ class OnnxOptions(StrictModel):
     opset: int = Field(17, ge=13, le=21, description="ONNX opset version")
 
 
+class Int8Options(StrictModel):
+    """Options of the int8 TFLite export."""
+
+    representative_samples: int = Field(200, ge=1, le=10000,
+                                        description="training examples that calibrate the activation ranges")
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportFormat:
     """One row of the formats table.
@@ -48,6 +55,8 @@ class ExportFormat:
         runtime: str. Runtime that serves it.
         options: type. Pydantic model of its options.
         description: str. One line for `toolkit list formats`.
+        exact: bool. Whether verification holds it to `parity_tolerance`
+            (False for quantised artifacts: `quantized_min_agreement` only).
     """
 
     name: str
@@ -58,6 +67,7 @@ class ExportFormat:
     runtime: str
     options: type = NoOptions
     description: str = ""
+    exact: bool = True
 
     def resolve(self, attribute):
         module, _, function = getattr(self, attribute).partition(":")
@@ -81,6 +91,23 @@ FORMATS.register("onnx", ExportFormat(
     runtime="onnx",
     options=OnnxOptions,
     description="ONNX (tf2onnx) of the Keras model with a dynamic batch, for ONNX Runtime",
+))
+
+FORMATS.register("tflite", ExportFormat(
+    name="tflite", artifact="model.tflite", suffix=".tflite",
+    exporter="toolkit.export.tflite:export_float", loader="toolkit.export.tflite:load_tflite", runtime="tflite",
+    description="TFLite (LiteRT) float32 network, for mobile and edge (image tasks, CTC speech)",
+))
+FORMATS.register("tflite_dynamic", ExportFormat(
+    name="tflite_dynamic", artifact="model_dynamic.tflite", suffix=".tflite",
+    exporter="toolkit.export.tflite:export_dynamic", loader="toolkit.export.tflite:load_tflite", runtime="tflite",
+    exact=False, description="TFLite with dynamic-range quantisation: int8 weights, float activations (~4x smaller)",
+))
+FORMATS.register("tflite_int8", ExportFormat(
+    name="tflite_int8", artifact="model_int8.tflite", suffix=".tflite",
+    exporter="toolkit.export.tflite:export_int8", loader="toolkit.export.tflite:load_tflite", runtime="tflite",
+    options=Int8Options, exact=False,
+    description="TFLite with int8 weights and activations calibrated on training examples; float input/output",
 ))
 
 

@@ -51,7 +51,17 @@ def _scale(reference):
     return float(max(np.max(np.abs(np.asarray(v))) for v in values))
 
 
-def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agreement):
+def artifact_outputs(name, spec, task_class, handle, samples, metadata):
+    """{endpoint: (outputs, reference endpoint)} of one artifact; a TFLite session answers like an ONNX Runtime
+    one, so it runs the task's ONNX outputs (endpoints renamed onnx* -> <format>*)."""
+    if spec.runtime == "tflite":
+        outputs = task_class.export_outputs("onnx", handle, samples, metadata)
+        return {endpoint.replace("onnx", name, 1): (value, endpoint) for endpoint, value in outputs.items()}
+    return {endpoint: (value, endpoint)
+            for endpoint, value in task_class.export_outputs(name, handle, samples, metadata).items()}
+
+
+def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agreement, quantized_min_agreement=0.9):
     """Compares every artifact in `export_dir` with the Keras model.
 
     Args:
@@ -61,6 +71,8 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
         metadata: dict. The model's toolkit metadata.
         tolerance: float. Max abs output difference allowed.
         min_agreement: float. Min share of argmax decisions that must agree.
+        quantized_min_agreement: float. The same for quantised formats
+            (`exact` False), which are not held to `tolerance`.
 
     Returns:
         The report dict written to verify.json (`passed` says it all).
@@ -83,6 +95,7 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
         "agreement_unit": task_class.agreement_unit,
         "tolerance": tolerance,
         "min_agreement": min_agreement,
+        "quantized_min_agreement": quantized_min_agreement,
         "formats": {},
     }
     scales, passed = [], True
@@ -92,11 +105,14 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
             continue
         handle = spec.resolve("loader")(artifact)
         endpoints = {}
-        for endpoint, outputs in task_class.export_outputs(name, handle, samples, metadata).items():
-            reference = reference_for(endpoint)
+        for endpoint, (outputs, like) in artifact_outputs(name, spec, task_class, handle, samples, metadata).items():
+            reference = reference_for(like)
             scales.append(_scale(reference))
             diff, agreement, decisions = compare(reference, outputs)
-            ok = (diff is None or diff <= tolerance) and agreement >= min_agreement
+            if spec.exact:
+                ok = (diff is None or diff <= tolerance) and agreement >= min_agreement
+            else:
+                ok = agreement >= quantized_min_agreement
             passed &= ok
             endpoints[endpoint] = {"max_abs_diff": diff, "agreement": agreement, "decisions": decisions, "passed": ok}
         notes = task_class.export_notes.get(name)
@@ -104,6 +120,7 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
             **({"note": notes} if notes else {}),
             "artifact": spec.artifact,
             "runtime": spec.runtime,
+            "exact": spec.exact,
             "size_bytes": _size(artifact),
             "endpoints": endpoints,
             "passed": all(e["passed"] for e in endpoints.values()),
@@ -111,6 +128,30 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
     report["output_scale"] = max(scales) if scales else 0.0
     report["passed"] = passed and bool(report["formats"])
     return report
+
+
+def quality_report(export_dir, model, task, count):
+    """The task's test-split metric (`task.quality`) of the Keras model and of each TFLite artifact in
+    `export_dir`, on up to `count` test examples: {"metric", "examples", "keras", "formats": {name: {"value",
+    "delta"}}}, or None when the task has no such metric or no TFLite artifact is present."""
+    cls = type(task)
+    present = [(name, spec) for name, spec in FORMATS.items()
+               if spec.runtime == "tflite" and os.path.exists(os.path.join(export_dir, spec.artifact))]
+    if cls.quality_metric is None or not present:
+        return None
+    samples, targets = task.quality_samples(count)
+    if not samples:
+        return None
+    metadata = task.model_metadata()
+    endpoint = cls.quality_endpoint(metadata)
+    keras = cls.quality(cls.reference_outputs(model, samples, metadata, endpoint), targets, metadata)
+    formats = {}
+    for name, spec in present:
+        handle = spec.resolve("loader")(os.path.join(export_dir, spec.artifact))
+        outputs = {like: value for value, like in artifact_outputs(name, spec, cls, handle, samples, metadata).values()}
+        value = cls.quality(outputs[endpoint], targets, metadata)
+        formats[name] = {"value": value, "delta": value - keras}
+    return {"metric": cls.quality_metric, "examples": len(samples), "keras": keras, "formats": formats}
 
 
 def _size(path):
@@ -126,6 +167,10 @@ def failures(report):
         for endpoint, figures in entry["endpoints"].items():
             if not figures["passed"]:
                 diff = figures["max_abs_diff"]
+                if not entry.get("exact", True):
+                    lines.append(f"{name}/{endpoint}: {report['agreement_unit']} agreement {figures['agreement']:.2%} "
+                                 f"(quantised; minimum {report.get('quantized_min_agreement', 0.9):.2%})")
+                    continue
                 lines.append(
                     f"{name}/{endpoint}: max abs diff {'n/a' if diff is None else format(diff, '.3g')} "
                     f"(tolerance {report['tolerance']:.3g}), {report['agreement_unit']} agreement "

@@ -134,6 +134,10 @@ class Task:
         """Returns the input signature of the ONNX export of the Keras model."""
         raise NotImplementedError
 
+    def tflite_signature(self):
+        """The input signature of the TFLite export (default: the ONNX one)."""
+        return self.onnx_signature()
+
     def verification_samples(self, count):
         """Returns `count` raw held-out test inputs for parity checks."""
         raise NotImplementedError
@@ -145,6 +149,23 @@ class Task:
     @classmethod
     def load_samples(cls, directory, metadata):
         """Reads raw samples written by `save_samples`."""
+        raise NotImplementedError
+
+    # Test-split quality of quantised artifacts (toolkit.export.verify.quality_report) -------------
+    quality_metric = None  # name of `quality` (e.g. "accuracy"); None: the task reports no quality delta
+
+    def quality_samples(self, count):
+        """(raw samples, targets) of up to `count` test examples for `quality`."""
+        raise NotImplementedError
+
+    @classmethod
+    def quality_endpoint(cls, metadata):
+        """The ONNX-like endpoint whose outputs `quality` scores."""
+        return "onnx"
+
+    @classmethod
+    def quality(cls, outputs, targets, metadata):
+        """The task metric of outputs (as `export_outputs` gives them) against targets; a float."""
         raise NotImplementedError
 
     @classmethod

@@ -136,6 +136,56 @@ class ImageTask(Task):
         height, width = self.recipe.data.image_size
         return [tf.TensorSpec([None, height, width, self.recipe.data.channels], tf.float32, name="image")]
 
+    tflite_supported = True
+
+    def representative_inputs(self, count):
+        """Up to `count` training images as the network takes them (float32 [1, H, W, C]), for int8 calibration."""
+        from toolkit.data.images import adapt_channels, load_image_files, resize_image
+
+        split, channels, size = self.data.splits["train"], self.recipe.data.channels, tuple(self.recipe.data.image_size)
+        if split.images is not None:
+            images = [adapt_channels(image, channels) for image in split.images[:count]]
+        elif split.paths is not None:
+            images = []
+            for path in split.paths[: count * 2]:
+                try:
+                    images.extend(load_image_files([path], channels))
+                except DataError:
+                    continue
+                if len(images) == count:
+                    break
+        else:
+            images = [adapt_channels(example[0], channels) for example in split.dataset.take(count)]
+        return [np.asarray(resize_image(np.asarray(image), size), np.float32)[None] for image in images]
+
+    def quality_samples(self, count):
+        """(uint8 test images, their labels or masks) for the quantised artifacts' quality delta."""
+        from toolkit.data.images import adapt_channels, load_image_files
+
+        split, channels = self.data.splits["test"], self.recipe.data.channels
+        masks = getattr(split, "masks", None) is not None or getattr(split, "mask_paths", None) is not None
+        if split.images is not None:
+            targets = split.masks if masks else split.labels
+            return ([np.asarray(adapt_channels(image, channels)) for image in split.images[:count]],
+                    [np.asarray(t) for t in targets[:count]])
+        if split.paths is not None:
+            from toolkit.data.segmentation_sources import read_mask
+
+            images, targets = [], []
+            for index, path in enumerate(split.paths):
+                try:
+                    image = load_image_files([path], channels)[0]
+                    target = read_mask(split.mask_paths[index]) if masks else split.labels[index]
+                except DataError:
+                    continue
+                images.append(image)
+                targets.append(np.asarray(target))
+                if len(images) == count:
+                    break
+            return images, targets
+        pairs = [(np.asarray(adapt_channels(x, channels)), np.asarray(y)) for x, y in split.dataset.take(count)]
+        return [x for x, _ in pairs], [y for _, y in pairs]
+
     def verification_samples(self, count):
         from toolkit.data.images import adapt_channels, load_image_files
 

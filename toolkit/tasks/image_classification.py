@@ -199,6 +199,12 @@ class ImageClassificationTask(ImageTask):
             "serve_image": (serve_image, [tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")]),
         }
 
+    quality_metric = "accuracy"
+
+    @classmethod
+    def quality(cls, outputs, targets, metadata):
+        return float(np.mean(np.argmax(np.asarray(outputs), axis=-1) == np.asarray(targets).reshape(-1)))
+
     @classmethod
     def reference_outputs(cls, model, samples, metadata, endpoint):
         from toolkit.data.images import resize_image

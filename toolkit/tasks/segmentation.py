@@ -470,6 +470,19 @@ class SegmentationTask(ImageTask):
     def reference_key(cls, endpoint):
         return "model_size" if endpoint == "onnx" else "original_size"
 
+    quality_metric = "mean_iou"
+
+    @classmethod
+    def quality(cls, outputs, targets, metadata):
+        """Mean IoU of model-size outputs against the masks (resized to the model size, nearest)."""
+        from toolkit.data.segmentation import resize_mask
+
+        size, classes = tuple(metadata["image_size"]), len(metadata["class_names"])
+        confusion = sum(confusion_matrix(np.asarray(resize_mask(mask, size)), np.argmax(output, axis=-1), classes,
+                                         metadata.get("ignore_index"))
+                        for output, mask in zip(outputs, targets))
+        return float(segmentation_metrics(confusion, metadata["class_names"])["mean_iou"])
+
     @classmethod
     def reference_outputs(cls, model, samples, metadata, endpoint):
         import tensorflow as tf

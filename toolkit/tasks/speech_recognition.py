@@ -720,6 +720,39 @@ class SpeechRecognitionTask(Task):
                     tf.TensorSpec([None, None], tf.int32, name="decoder_token_ids")]
         return [tf.TensorSpec([None, None, self.recipe.features.num_mel_bins], tf.float32, name="features")]
 
+    quality_metric = "wer"
+
+    def quality_samples(self, count):
+        utterances = self.data.splits["test"][:count]
+        return utterances, [u.text for u in utterances]
+
+    @classmethod
+    def quality_endpoint(cls, metadata):
+        return "onnx_lexicon" if metadata["decoding"]["method"] == "lexicon" else "onnx_greedy"
+
+    @classmethod
+    def quality(cls, outputs, targets, metadata):
+        import jiwer
+
+        return float(jiwer.wer(list(targets), [text if text.strip() else "<empty>" for text in outputs]))
+
+    tflite_int8_supported = False  # the converter's calibrator cannot run the recurrent layers
+
+    @property
+    def tflite_supported(self):
+        return not self.recipe.model.pretrained  # the CTC acoustic network; Whisper's decoder loop is not exported
+
+    def tflite_signature(self):
+        """Batch 1, any number of frames: recurrent loops convert to builtin TFLite ops only with a static batch."""
+        import tensorflow as tf
+
+        return [tf.TensorSpec([1, None, self.recipe.features.num_mel_bins], tf.float32, name="features")]
+
+    def representative_inputs(self, count):
+        """Log-mel features ([1, frames, mels]) of up to `count` training utterances, for int8 calibration."""
+        metadata = self.model_metadata()
+        return [features_of([u.audio], metadata) for u in self.data.splits["train"][:count]]
+
     def verification_samples(self, count):
         return list(self.data.splits["test"][:count])
 
