@@ -30,19 +30,36 @@ def _as_recipe(recipe, overrides=None):
 
 
 def float32_model(task, model):
-    """Returns `model` with a float32 dtype policy (a rebuilt copy if it is mixed)."""
+    """Returns `model` with float32 dtype policies throughout (a rebuilt copy with the same weights if it was
+    trained mixed): exports (ONNX, TFLite, SavedModel) are float32."""
     import keras
 
-    if model.dtype_policy.name == "float32":
+    config = keras.saving.serialize_keras_object(model)
+    converted = _float32_policies(config)
+    if converted == config:
         return model
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        copy = keras.models.clone_model(model)
+        copy = keras.saving.deserialize_keras_object(converted)
         copy.set_weights(model.get_weights())
     finally:
         keras.config.set_dtype_policy(previous)
     return copy
+
+
+def _float32_policies(value):
+    """A serialized Keras config with every mixed_* dtype policy (layers, nested models) made float32; clone_model
+    alone keeps each layer's own policy."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "DTypePolicy" and str(value.get("config", {}).get("name")).startswith("mixed_"):
+            return {**value, "config": {**value["config"], "name": "float32"}}
+        return {key: _float32_policies(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_float32_policies(item) for item in value]
+    if isinstance(value, str) and value.startswith("mixed_"):
+        return "float32"
+    return value
 
 
 def _with_data(recipe, data):

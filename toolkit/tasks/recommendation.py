@@ -273,7 +273,7 @@ def build_tower(prefix, count, table, spec, config, name, project):
         if config.dropout:
             x = layers.Dropout(config.dropout, name=f"{prefix}_dropout_{number + 1}")(x)
     if project:
-        x = layers.Dense(config.embedding_dim, name=f"{prefix}_projection")(x)
+        x = layers.Dense(config.embedding_dim, dtype="float32", name=f"{prefix}_projection")(x)  # float32 if mixed
         x = layers.UnitNormalization(name=f"{prefix}_normalize")(x)
     tower = keras.Model(index, x, name=name)
     if table_layer is not None:

@@ -542,7 +542,8 @@ class SpeechRecognitionTask(Task):
         for index in range(config.rnn_layers):
             x = layers.Bidirectional(cell(config.rnn_units, return_sequences=True), name=f"rnn_{index + 1}")(x)
             x = layers.Dropout(config.dropout, name=f"rnn_{index + 1}_dropout")(x)
-        logits = layers.Dense(len(self.recipe.vocabulary) + 1, name="characters")(x)
+        # float32 under a mixed precision policy: CTC needs full-precision logits.
+        logits = layers.Dense(len(self.recipe.vocabulary) + 1, dtype="float32", name="characters")(x)
         # Padding frames: logit 0 for the blank, -1e4 for every character (built from tensors: a NumPy
         # constant here becomes an extra ONNX input).
         blank = ops.one_hot(ops.cast(speech[:, :, 0] * 0.0, "int32") + BLANK, len(self.recipe.vocabulary) + 1)

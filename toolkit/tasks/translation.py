@@ -346,7 +346,7 @@ class TranslationTask(Task):
             y = keras_hub.layers.TransformerDecoder(config.intermediate_dim, config.num_heads, dropout=config.dropout,
                                                     name=f"decoder_layer_{index}")(
                 y, x, decoder_padding_mask=decoder_mask, encoder_padding_mask=encoder_mask)
-        logits = keras.layers.Dense(target_vocabulary, name="logits")(y)
+        logits = keras.layers.Dense(target_vocabulary, dtype="float32", name="logits")(y)  # float32 if mixed
         return keras.Model([encoder_ids, decoder_ids], logits, name=f"{self.recipe.name or 'translation'}_transformer")
 
     def vocabulary_sizes(self):
