@@ -22,11 +22,15 @@
 7. Recommendation (bench/recommendation.py): MovieLens-100k 5-fold RMSE of the
    rating recipe and leave-last-out Recall/NDCG@10 of the retrieval recipe,
    beside most-popular and user/item-bias baselines.
+8. Deployment (bench/deployment.py): `toolkit benchmark` of every format of a
+   fashion_mnist run (Keras, SavedModel, ONNX, TFLite float/dynamic/int8:
+   latency at batch 1 and 32, sizes, test-accuracy deltas) and a bounded
+   `toolkit serve` load test over loopback (throughput, p50/p99).
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
-runs), --only classification|nuclei|scenes|translation|speech|recommendation, --translation-run DIR
-/ --speech-run DIR (report a finished bible_en_es / espeak_ctc run instead of
-training one).
+runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment,
+--translation-run DIR / --speech-run DIR / --deployment-run DIR (report a
+finished bible_en_es / espeak_ctc / fashion_mnist run instead of training one).
 """
 
 import argparse
@@ -194,7 +198,7 @@ def bench_startup(onnx_path, repeats):
     }
 
 
-PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation"]
+PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment"]
 
 
 def main():
@@ -205,6 +209,8 @@ def main():
                         help="run only these parts (repeatable); default: all")
     parser.add_argument("--translation-run", help="a finished bible_en_es run to report instead of training one")
     parser.add_argument("--speech-run", help="a finished espeak_ctc run to report instead of training one")
+    parser.add_argument("--deployment-run", help="a finished fashion_mnist run to export (TFLite too), benchmark "
+                                                 "and serve instead of training one")
     args = parser.parse_args()
     parts = set(args.only or PARTS)
     os.makedirs(WORK, exist_ok=True)
@@ -241,6 +247,10 @@ def main():
         import recommendation
 
         results["recommendation"] = recommendation.bench_recommendation(args.quick)
+    if "deployment" in parts:
+        import deployment
+
+        results["deployment"] = deployment.bench_deployment(args.quick, args.deployment_run)
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
@@ -254,6 +264,9 @@ def main():
     print(translation.table(results))
     print(speech.table(results))
     print(recommendation.table(results))
+    import deployment
+
+    print(deployment.table(results))
 
 
 def table(results):

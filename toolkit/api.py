@@ -111,6 +111,7 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
     >>> run = toolkit.train("recipes/image_classification/fashion_mnist.yaml",
     ...                     data={"train": train_ds, "test": test_ds})  # doctest: +SKIP
     """
+    from toolkit.training.distribute import make_strategy
     from toolkit.training.trainer import Trainer
 
     if resume:
@@ -118,9 +119,11 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
         if run.state().get("status") == "complete":
             raise RunError(f"{resume} is already complete; start a new run with toolkit train RECIPE")
         recipe = run.load_recipe()
+        make_strategy(recipe.train)  # before anything starts TensorFlow (multi-worker, TPU, logical CPUs)
         log(f"resuming {run.path}")
     else:
         recipe = _with_data(_as_recipe(recipe, overrides), data)
+        make_strategy(recipe.train)  # before anything starts TensorFlow (multi-worker, TPU, logical CPUs)
         run = Run.create(recipe)
         recipe = run.load_recipe()
         log(f"run directory: {run.path}")

@@ -32,6 +32,9 @@ def _quiet_tensorflow():
                 import tensorflow as tf
 
                 tf.config.list_physical_devices()
+                from toolkit.training.distribute import split_cpus
+
+                split_cpus()  # TOOLKIT_LOGICAL_CPUS: before anything initialises the devices
             except BaseException:
                 os.dup2(saved, 2)
                 captured.seek(0)
@@ -161,6 +164,19 @@ def _parser():
                                               "MovieLens-100k (ratings, movies, users) from the recbole wheel "
                                               "(pip download --no-deps from PyPI; only those files are kept).")
     fetch.add_argument("dataset", choices=["nuclei", "movielens"])
+    to_tfrecord = data_verbs.add_parser(
+        "to-tfrecord", help="write a recipe's data as sharded TFRecord files",
+        description="Read the data of RECIPE through its source (with its checks and splits) and write each split "
+                    "as sharded TFRecord files plus tfrecord.json into OUT_DIR (replaced only when complete); "
+                    "read them back with data.source: tfrecord, data.path: OUT_DIR. Image classification and "
+                    "segmentation recipes.",
+        epilog="Example: toolkit data to-tfrecord recipes/image_classification/flowers.yaml data/flowers_tfrecord "
+               "--shards 16",
+    )
+    to_tfrecord.add_argument("recipe")
+    to_tfrecord.add_argument("out_dir", metavar="OUT_DIR")
+    to_tfrecord.add_argument("overrides", nargs="*", help="recipe overrides like data.limit.train=1000")
+    to_tfrecord.add_argument("--shards", type=int, default=8, help="files per split (default 8)")
     synth = data_verbs.add_parser(
         "synth-speech", help="speak a synthetic speech corpus with espeak-ng",
         description="Write the synthetic speech corpus of data.source: espeak as an LJSpeech-style folder "
@@ -437,6 +453,16 @@ def _cmd_list(args):
 def _cmd_data(args):
     if args.data_verb == "synth-speech":
         return _synth_speech(args)
+    if args.data_verb == "to-tfrecord":
+        _quiet_tensorflow()
+        from toolkit.config import load_recipe
+        from toolkit.data.tfrecord import write_tfrecords
+
+        meta = write_tfrecords(load_recipe(args.recipe, overrides=args.overrides), args.out_dir, args.shards,
+                               log=_log)
+        print(f"{sum(meta['splits'].values())} examples in {args.out_dir}; read them with data.source: tfrecord, "
+              f"data.path: {args.out_dir}")
+        return None
     from toolkit.data.fetch import fetch_dataset
 
     paths = fetch_dataset(args.dataset)

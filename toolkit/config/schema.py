@@ -204,6 +204,13 @@ class TrainConfig(StrictModel):
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
         "float32", description="Keras dtype policy (exports are always float32)"
     )
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"] = Field(
+        "auto", description="tf.distribute strategy: auto (mirrored over all GPUs when there are several, else one "
+                            "device), one_device, mirrored (all GPUs, or train.devices), multi_worker (reads "
+                            "TF_CONFIG), tpu (train.tpu); batch_size is the global batch, split across replicas")
+    devices: Optional[list[str]] = Field(
+        None, description="mirrored: the devices to use, e.g. [/gpu:0, /gpu:1] (default: all GPUs, else the CPU)")
+    tpu: str = Field("", description="tpu: the TPU name or grpc:// address (empty: the local or Colab TPU)")
     fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig, description="transfer-learning phases")
     verbose: Literal[0, 1, 2, "auto"] = Field("auto", description="Keras progress output")
 

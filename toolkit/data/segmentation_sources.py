@@ -149,6 +149,16 @@ def load_mask_folder(config, seed):
     return LabelledData(splits, list(config.classes), f"image and mask folders {root}")
 
 
+@SEGMENTATION_SOURCES.register("tfrecord")
+def load_tfrecord_segmentation(config, seed):
+    """Sharded TFRecords written by `toolkit data to-tfrecord` (`data.path`: their directory), streamed."""
+    from toolkit.data.sources import finish_splits
+    from toolkit.data.tfrecord import load_tfrecords
+
+    splits, meta = load_tfrecords(config, seed, "segmentation")
+    return LabelledData(finish_splits(splits, config, seed), list(meta["class_names"]), meta["provenance"])
+
+
 @SEGMENTATION_SOURCES.register("tfds")
 def load_tfds_segmentation(config, seed):
     """A TFDS segmentation dataset (`data.tfds_name`; oxford_iiit_pet known by name, others need

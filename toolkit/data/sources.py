@@ -346,6 +346,15 @@ def _tfds_count(info, spec):
         return None  # counted when the pipeline first reads it
 
 
+@CLASSIFICATION_SOURCES.register("tfrecord")
+def load_tfrecord(config, seed):
+    """Sharded TFRecords written by `toolkit data to-tfrecord` (`data.path`: their directory), streamed."""
+    from toolkit.data.tfrecord import load_tfrecords
+
+    splits, meta = load_tfrecords(config, seed, "image_classification")
+    return LabelledData(finish_splits(splits, config, seed), list(meta["class_names"]), meta["provenance"])
+
+
 @CLASSIFICATION_SOURCES.register("tfds")
 def load_tfds(config, seed):
     """A TensorFlow Datasets image classification dataset (`data.tfds_name`),

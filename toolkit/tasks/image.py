@@ -158,32 +158,41 @@ class ImageTask(Task):
             images = [adapt_channels(example[0], channels) for example in split.dataset.take(count)]
         return [np.asarray(resize_image(np.asarray(image), size), np.float32)[None] for image in images]
 
-    def quality_samples(self, count):
-        """(uint8 test images, their labels or masks) for the quantised artifacts' quality delta."""
-        from toolkit.data.images import adapt_channels, load_image_files
+    def split_examples(self, split_name, limit=None):
+        """Yields (uint8 image (H, W, C), label or mask) of a split as its source holds them (unreadable files
+        skipped), up to `limit`."""
+        import itertools
 
-        split, channels = self.data.splits["test"], self.recipe.data.channels
+        from toolkit.data.images import adapt_channels
+
+        split, channels = self.data.splits[split_name], self.recipe.data.channels
         masks = getattr(split, "masks", None) is not None or getattr(split, "mask_paths", None) is not None
         if split.images is not None:
             targets = split.masks if masks else split.labels
-            return ([np.asarray(adapt_channels(image, channels)) for image in split.images[:count]],
-                    [np.asarray(t) for t in targets[:count]])
-        if split.paths is not None:
-            from toolkit.data.segmentation_sources import read_mask
+            pairs = ((np.asarray(adapt_channels(image, channels)), np.asarray(target))
+                     for image, target in zip(split.images, targets))
+        elif split.paths is not None:
+            pairs = self._file_examples(split, channels, masks)
+        else:
+            pairs = ((np.asarray(adapt_channels(x, channels)), np.asarray(y)) for x, y in split.dataset)
+        yield from itertools.islice(pairs, limit)
 
-            images, targets = [], []
-            for index, path in enumerate(split.paths):
-                try:
-                    image = load_image_files([path], channels)[0]
-                    target = read_mask(split.mask_paths[index]) if masks else split.labels[index]
-                except DataError:
-                    continue
-                images.append(image)
-                targets.append(np.asarray(target))
-                if len(images) == count:
-                    break
-            return images, targets
-        pairs = [(np.asarray(adapt_channels(x, channels)), np.asarray(y)) for x, y in split.dataset.take(count)]
+    @staticmethod
+    def _file_examples(split, channels, masks):
+        from toolkit.data.images import load_image_files
+        from toolkit.data.segmentation_sources import read_mask
+
+        for index, path in enumerate(split.paths):
+            try:
+                image = load_image_files([path], channels)[0]
+                target = read_mask(split.mask_paths[index]) if masks else split.labels[index]
+            except DataError:
+                continue
+            yield image, np.asarray(target)
+
+    def quality_samples(self, count):
+        """(uint8 test images, their labels or masks) for the quantised artifacts' quality delta."""
+        pairs = list(self.split_examples("test", count))
         return [x for x, _ in pairs], [y for _, y in pairs]
 
     def verification_samples(self, count):

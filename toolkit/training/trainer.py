@@ -13,6 +13,7 @@ from the last completed epoch with the optimizer state intact), the best
 checkpoint, early stopping, CSV history, TensorBoard and the progress bar.
 """
 
+import contextlib
 import csv
 import dataclasses
 import math
@@ -93,6 +94,15 @@ def apply_l2(model, l2):
         depthwise = getattr(layer, "depthwise_kernel", None)
         if depthwise is not None and hasattr(depthwise, "regularizer"):
             depthwise.regularizer = regularizer
+
+
+def synchronize_batch_norm(model, synchronized):
+    """Makes BatchNormalization layers use the statistics of the global batch (all replicas) in training."""
+    import keras
+
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = synchronized
 
 
 def _all_layers(model):
@@ -193,13 +203,25 @@ class Trainer:
             EpochTimer,
             load_weights_quietly,
         )
+        from toolkit.training.distribute import make_strategy, strategy_summary
 
         recipe, run, task = self.recipe, self.run, self.task
+        strategy = make_strategy(recipe.train)  # first: it may split the CPU before TensorFlow starts
+        scope = strategy.scope if strategy is not None else contextlib.nullcontext
+        if strategy is not None:
+            self.log(f"strategy: {strategy_summary(strategy)}")
         configure(recipe.train)
         train_data = task.build_inputs("train", training=True)
         validation_data = task.build_inputs("validation")
-        model = task.build_model()
+        with scope():
+            model = task.build_model()
         apply_l2(model, recipe.train.l2)
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            synchronize_batch_norm(model, True)  # statistics of the global batch, as on one device
+        if recipe.train.strategy == "multi_worker":
+            from toolkit.training.distribute import patch_multi_worker_fit
+
+            patch_multi_worker_fit(model, strategy)
         pretrained = task.backbone.pretrained
         phases = plan_phases(recipe, pretrained)
         report = task.data_report()
@@ -221,11 +243,13 @@ class Trainer:
                 load_weights_quietly(model, run.file("checkpoints", f"phase_{phases[index - 1].name}.weights.h5"))
             set_trainable(task.backbone_layer(model), phase.unfreeze, pretrained)
             steps = {"per_epoch": per_epoch, "total": per_epoch * (phase.end - phase.start)}
-            model.compile(
-                optimizer=make_optimizer(recipe.train.optimizer, recipe.train.schedule, phase.learning_rate, steps),
-                loss=task.build_losses(),
-                metrics=task.build_metrics(),
-            )
+            with scope():
+                model.compile(
+                    optimizer=make_optimizer(recipe.train.optimizer, recipe.train.schedule, phase.learning_rate,
+                                             steps),
+                    loss=task.build_losses(),
+                    metrics=task.build_metrics(),
+                )
             backup = AtomicBackupAndRestore(run.file("_backup", phase.name))
             restored = backup.restored_epoch()
             trim_history(history_path, max(restored, phase.start))
@@ -266,6 +290,11 @@ class Trainer:
                              train_seconds=previous_seconds + time.time() - started)
         if os.path.isfile(best_path):
             load_weights_quietly(model, best_path)
+        if strategy is not None:
+            # Evaluation, saving and export run on one device: a plain copy without distributed variables.
+            from toolkit.training.distribute import outside_strategy
+
+            model = outside_strategy(model)
         return model
 
 

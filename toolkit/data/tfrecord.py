@@ -1,0 +1,163 @@
+"""Sharded TFRecord datasets: `toolkit data to-tfrecord` writes them, `data.source: tfrecord` reads them.
+
+`write_tfrecords(recipe, out_dir, shards)` reads the recipe's data through its
+own source (folder, TFDS, fashion_mnist, ... with its checks and splits) and
+writes each split as `<split>-00000-of-000NN.tfrecord` shards of
+`tf.train.Example`s plus `tfrecord.json` (task, class names, channels,
+example counts, provenance). Images (and segmentation masks) are stored as
+PNG bytes, labels as int64.
+
+`data.source: tfrecord` with `data.path: OUT_DIR` streams them back: the
+shards of a split are read in parallel (`interleave`), decoded in the
+tf.data pipeline, never loaded into memory at once, so a dataset larger than
+memory (or on a network file system / GCS path) trains like a folder.
+
+Image classification and segmentation only: the other tasks' sources read
+their text, audio and interaction tables into memory anyway.
+
+Example:
+
+>>> shard_name("train", 2, 8)
+'train-00002-of-00008.tfrecord'
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from toolkit.errors import DataError
+
+FORMAT = "toolkit-tfrecord-1"
+META = "tfrecord.json"
+TASKS = ("image_classification", "segmentation")
+
+
+def shard_name(split, index, shards):
+    return f"{split}-{index:05d}-of-{shards:05d}.tfrecord"
+
+
+def _png(array):
+    import io
+
+    from PIL import Image
+
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    buffer = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _example(image, target, segmentation):
+    import tensorflow as tf
+
+    feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[_png(image)]))}
+    if segmentation:
+        mask = np.asarray(target)
+        if mask.max(initial=0) > 255:
+            raise DataError("to-tfrecord: a mask holds class indices above 255; PNG masks hold 0-255")
+        feature["mask"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[_png(mask)]))
+    else:
+        feature["label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(target)]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_tfrecords(recipe, out_dir, shards=8, log=print):
+    """Writes the recipe's splits as sharded TFRecords into `out_dir` (replaced only when complete);
+    returns the metadata written to tfrecord.json."""
+    import tensorflow as tf
+
+    from toolkit.tasks import make_task
+
+    if recipe.task not in TASKS:
+        raise DataError(f"to-tfrecord: {recipe.task} recipes are not written to TFRecord (image classification "
+                        "and segmentation are); their sources read into memory already")
+    if recipe.data.source == "tfrecord":
+        raise DataError("to-tfrecord: the recipe already reads TFRecords (data.source: tfrecord)")
+    if shards < 1:
+        raise DataError(f"--shards {shards}: give 1 or more")
+    task = make_task(recipe)
+    data = task.data
+    segmentation = recipe.task == "segmentation"
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tfrecord.tmp-", dir=parent)
+    counts = {}
+    try:
+        for split in data.splits:
+            writers = [tf.io.TFRecordWriter(os.path.join(staging, shard_name(split, i, shards)))
+                       for i in range(shards)]
+            count = 0
+            try:
+                for image, target in task.split_examples(split):
+                    writers[count % shards].write(_example(image, target, segmentation))
+                    count += 1
+            finally:
+                for writer in writers:
+                    writer.close()
+            counts[split] = count
+            log(f"{split}: {count} examples in {shards} shards")
+        meta = {"format": FORMAT, "task": recipe.task, "class_names": list(task.class_names),
+                "channels": recipe.data.channels, "shards": shards, "splits": counts,
+                "provenance": f"TFRecords of {data.provenance}"}
+        with open(os.path.join(staging, META), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+        if os.path.isdir(out_dir):
+            if os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, META)):
+                raise DataError(f"{out_dir} exists and is not a toolkit TFRecord directory; choose an empty or new "
+                                "directory")
+            shutil.rmtree(out_dir)
+        os.rename(staging, out_dir)
+        return meta
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def read_meta(directory, task):
+    path = os.path.join(directory or "", META)
+    if not directory or not os.path.isfile(path):
+        raise DataError(f"data.path: {directory!r} has no {META}; write one with toolkit data to-tfrecord RECIPE DIR")
+    with open(path, encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{path}: not a {FORMAT} directory")
+    if meta["task"] != task:
+        raise DataError(f"data.path: {directory} holds {meta['task']} TFRecords, not {task}")
+    return meta
+
+
+def load_tfrecords(config, seed, task):
+    """{split: Split(dataset streaming the shards, count)} and the metadata of a TFRecord directory."""
+    import tensorflow as tf
+
+    from toolkit.data.sources import Split
+
+    meta = read_meta(config.path, task)
+    channels = int(meta["channels"])
+    segmentation = task == "segmentation"
+    spec = {"image": tf.io.FixedLenFeature([], tf.string)}
+    spec["mask" if segmentation else "label"] = tf.io.FixedLenFeature([], tf.string if segmentation else tf.int64)
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, spec)
+        image = tf.io.decode_png(example["image"], channels=channels)
+        if segmentation:
+            return image, tf.io.decode_png(example["mask"], channels=1)[..., 0]
+        return image, example["label"]
+
+    splits = {}
+    for split, count in meta["splits"].items():
+        files = sorted(tf.io.gfile.glob(os.path.join(config.path, f"{split}-*-of-*.tfrecord")))
+        if not files:
+            raise DataError(f"data.path: {config.path} has no {split} shards ({split}-*-of-*.tfrecord)")
+        dataset = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True)
+        splits[split] = Split(dataset=dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE), count=int(count))
+    return splits, meta
