@@ -5,8 +5,8 @@ factor of the exported model at batch 1.
 Realtime factor = seconds of compute / seconds of audio, measured per clip at
 batch 1 on the run's held-out export samples (`export/samples/*.wav`, read
 once into memory), after warm-up: the SavedModel `transcribe` signature
-(features, network and decoding inside), the ONNX network (features with
-TensorFlow ops, ONNX Runtime, greedy decoding in NumPy) and the Keras model
+(features, network and decoding inside), the ONNX network (features in
+NumPy, ONNX Runtime, the model's decoding in NumPy) and the Keras model
 (the same tf.function as `toolkit predict`). Median over clips of each clip's
 best of 3.
 

@@ -436,7 +436,7 @@ def _cmd_list(args):
 
         for name, spec in FORMATS.items():
             options = ", ".join(f"{k}={v.default}" for k, v in spec.options.model_fields.items()) or "-"
-            print(f"{name:<12} {spec.artifact:<12} options: {options:<10} {spec.description}")
+            print(f"{name:<15} {spec.artifact:<21} options: {options:<27} {spec.description}")
         from toolkit.tasks import TASKS
 
         for task, cls in TASKS.items():

@@ -406,8 +406,8 @@ class SpeechRecognitionTask(Task):
     agreement_unit = "argmax per frame; identical transcripts"
     export_notes = {
         "onnx": "the acoustic network only (log-mel features -> CTC logits; Whisper: features + decoder ids -> "
-                "logits): `toolkit predict x.onnx` computes the features in NumPy and decodes greedily outside the "
-                "graph",
+                "logits): `toolkit predict x.onnx` computes the features and decodes (greedy or lexicon) in NumPy, "
+                "outside the graph",
     }
 
     def data_from_user(self, user):
