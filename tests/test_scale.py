@@ -210,3 +210,40 @@ def test_to_tfrecord_of_segmentation_keeps_masks_and_refuses_other_tasks(tmp_pat
         from toolkit.data.tfrecord import read_meta
 
         read_meta(str(tmp_path / "records"), "image_classification")
+
+
+def test_to_tfrecord_round_trips_translation_and_speech(tmp_path):
+    from test_speech_data import make_speech_folder
+
+    from toolkit.config import load_recipe
+    from toolkit.data.tfrecord import write_tfrecords
+    from toolkit.tasks import make_task
+
+    pairs = [f"the house number {i}\tla casa numero {i}" for i in range(30)]
+    (tmp_path / "pairs.tsv").write_text("\n".join(pairs) + "\n", encoding="utf-8")
+    corpus = make_speech_folder(tmp_path / "speech", count=12, rate=22050)
+    recipes = {
+        "translation": {"task": "translation", "data": {"source": "tsv", "path": str(tmp_path / "pairs.tsv")}},
+        "speech_recognition": {"task": "speech_recognition", "data": {"source": "folder", "path": corpus,
+                                                                     "validation_fraction": 0.2,
+                                                                     "test_fraction": 0.2}},
+    }
+    for name, spec in recipes.items():
+        recipe = load_recipe(spec)
+        out = tmp_path / f"{name}_records"
+        meta = write_tfrecords(recipe, str(out), shards=2, log=lambda line: None)
+        original = make_task(recipe).data
+        assert meta["splits"] == {split: len(items) for split, items in original.splits.items()}
+        spec = recipe.model_dump(mode="json")
+        spec["data"].update(source="tfrecord", path=str(out))
+        again = make_task(load_recipe(spec)).data
+        assert again.provenance.startswith("TFRecords of ")
+        for split, items in original.splits.items():
+            if name == "translation":
+                assert sorted(again.splits[split]) == sorted(items)
+            else:
+                key = {u.id: u for u in again.splits[split]}
+                for utterance in items:
+                    copy = key[utterance.id]
+                    assert copy.text == utterance.text and copy.speaker == utterance.speaker
+                    np.testing.assert_array_equal(copy.audio, utterance.audio)

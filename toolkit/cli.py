@@ -168,8 +168,8 @@ def _parser():
         "to-tfrecord", help="write a recipe's data as sharded TFRecord files",
         description="Read the data of RECIPE through its source (with its checks and splits) and write each split "
                     "as sharded TFRecord files plus tfrecord.json into OUT_DIR (replaced only when complete); "
-                    "read them back with data.source: tfrecord, data.path: OUT_DIR. Image classification and "
-                    "segmentation recipes.",
+                    "read them back with data.source: tfrecord, data.path: OUT_DIR. Image classification, "
+                    "segmentation, translation and speech recognition recipes.",
         epilog="Example: toolkit data to-tfrecord recipes/image_classification/flowers.yaml data/flowers_tfrecord "
                "--shards 16",
     )

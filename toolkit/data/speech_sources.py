@@ -80,6 +80,14 @@ from toolkit.registry import Registry
 
 SPEECH_SOURCES = Registry("speech data source", DataError)
 SPEECH_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
+
+
+@SPEECH_SOURCES.register("tfrecord")
+def load_tfrecord(config, seed, vocabulary):
+    """Sharded TFRecords written by `toolkit data to-tfrecord` (`data.path`: their directory)."""
+    from toolkit.data.tfrecord import load_speech_tfrecords
+
+    return load_speech_tfrecords(config, seed, vocabulary)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val", "dev"), "test": ("test",)}
 POCKETSPHINX_PATH = "/usr/share/pocketsphinx/test/data"

@@ -3,17 +3,21 @@
 `write_tfrecords(recipe, out_dir, shards)` reads the recipe's data through its
 own source (folder, TFDS, fashion_mnist, ... with its checks and splits) and
 writes each split as `<split>-00000-of-000NN.tfrecord` shards of
-`tf.train.Example`s plus `tfrecord.json` (task, class names, channels,
-example counts, provenance). Images (and segmentation masks) are stored as
-PNG bytes, labels as int64.
+`tf.train.Example`s plus `tfrecord.json` (task, class names, channels or
+sample rate, example counts, provenance). Images (and segmentation masks) are
+stored as PNG bytes and labels as int64; translation pairs as two UTF-8
+strings; speech as float32 samples (raw bytes) with their rate, transcript,
+speaker and id.
 
-`data.source: tfrecord` with `data.path: OUT_DIR` streams them back: the
-shards of a split are read in parallel (`interleave`), decoded in the
-tf.data pipeline, never loaded into memory at once, so a dataset larger than
-memory (or on a network file system / GCS path) trains like a folder.
+`data.source: tfrecord` with `data.path: OUT_DIR` reads them back. For the
+image tasks the shards of a split are streamed in parallel (`interleave`) and
+decoded in the tf.data pipeline, never loaded into memory at once, so a
+dataset larger than memory (or on a network file system / GCS path) trains
+like a folder. Translation and speech pipelines hold their splits in memory
+(as their other sources do): their records are read once and checked like a
+file source (`data.on_error`).
 
-Image classification and segmentation only: the other tasks' sources read
-their text, audio and interaction tables into memory anyway.
+Not recommendation: an interaction table is one small array per column.
 
 Example:
 
@@ -32,7 +36,8 @@ from toolkit.errors import DataError
 
 FORMAT = "toolkit-tfrecord-1"
 META = "tfrecord.json"
-TASKS = ("image_classification", "segmentation")
+TASKS = ("image_classification", "segmentation", "translation", "speech_recognition")
+IMAGE_TASKS = ("image_classification", "segmentation")
 
 
 def shard_name(split, index, shards):
@@ -66,6 +71,33 @@ def _example(image, target, segmentation):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def _bytes(value):
+    import tensorflow as tf
+
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _records(task, split):
+    """Serialized examples of one split of a task's loaded data."""
+    import tensorflow as tf
+
+    if task.name in IMAGE_TASKS:
+        for image, target in task.split_examples(split):
+            yield _example(image, target, task.name == "segmentation")
+    elif task.name == "translation":
+        for source, target in task.data.splits[split]:
+            feature = {"source": _bytes(source.encode("utf-8")), "target": _bytes(target.encode("utf-8"))}
+            yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    else:
+        rate = task.recipe.data.sample_rate
+        for utterance in task.data.splits[split]:
+            feature = {"audio": _bytes(np.asarray(utterance.audio, "<f4").tobytes()),
+                       "sample_rate": tf.train.Feature(int64_list=tf.train.Int64List(value=[rate])),
+                       "text": _bytes(utterance.text.encode("utf-8")),
+                       "speaker": _bytes(utterance.speaker.encode("utf-8")), "id": _bytes(utterance.id.encode("utf-8"))}
+            yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
 def write_tfrecords(recipe, out_dir, shards=8, log=print):
     """Writes the recipe's splits as sharded TFRecords into `out_dir` (replaced only when complete);
     returns the metadata written to tfrecord.json."""
@@ -74,15 +106,14 @@ def write_tfrecords(recipe, out_dir, shards=8, log=print):
     from toolkit.tasks import make_task
 
     if recipe.task not in TASKS:
-        raise DataError(f"to-tfrecord: {recipe.task} recipes are not written to TFRecord (image classification "
-                        "and segmentation are); their sources read into memory already")
+        raise DataError(f"to-tfrecord: {recipe.task} recipes are not written to TFRecord (image classification, "
+                        "segmentation, translation and speech recognition are); an interaction table is small")
     if recipe.data.source == "tfrecord":
         raise DataError("to-tfrecord: the recipe already reads TFRecords (data.source: tfrecord)")
     if shards < 1:
         raise DataError(f"--shards {shards}: give 1 or more")
     task = make_task(recipe)
     data = task.data
-    segmentation = recipe.task == "segmentation"
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
@@ -94,17 +125,20 @@ def write_tfrecords(recipe, out_dir, shards=8, log=print):
                        for i in range(shards)]
             count = 0
             try:
-                for image, target in task.split_examples(split):
-                    writers[count % shards].write(_example(image, target, segmentation))
+                for record in _records(task, split):
+                    writers[count % shards].write(record)
                     count += 1
             finally:
                 for writer in writers:
                     writer.close()
             counts[split] = count
             log(f"{split}: {count} examples in {shards} shards")
-        meta = {"format": FORMAT, "task": recipe.task, "class_names": list(task.class_names),
-                "channels": recipe.data.channels, "shards": shards, "splits": counts,
+        meta = {"format": FORMAT, "task": recipe.task, "shards": shards, "splits": counts,
                 "provenance": f"TFRecords of {data.provenance}"}
+        if recipe.task in IMAGE_TASKS:
+            meta.update(class_names=list(task.class_names), channels=recipe.data.channels)
+        if recipe.task == "speech_recognition":
+            meta["sample_rate"] = recipe.data.sample_rate
         with open(os.path.join(staging, META), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
         if os.path.isdir(out_dir):
@@ -161,3 +195,63 @@ def load_tfrecords(config, seed, task):
             deterministic=True)
         splits[split] = Split(dataset=dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE), count=int(count))
     return splits, meta
+
+
+def _split_records(directory, split, spec):
+    """The parsed records (dicts of NumPy values) of one split, in shard order."""
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(os.path.join(directory, f"{split}-*-of-*.tfrecord")))
+    if not files:
+        raise DataError(f"data.path: {directory} has no {split} shards ({split}-*-of-*.tfrecord)")
+    dataset = tf.data.TFRecordDataset(files).map(lambda record: tf.io.parse_single_example(record, spec))
+    return dataset.as_numpy_iterator()
+
+
+def load_translation_tfrecords(config, seed):
+    """`ParallelData` from translation TFRecords (pairs normalised and checked like the TSV source)."""
+    import tensorflow as tf
+
+    from toolkit.data.translation_sources import clean_pair, count_skip, empty_report, finish_parallel
+
+    meta = read_meta(config.path, "translation")
+    spec = {name: tf.io.FixedLenFeature([], tf.string) for name in ("source", "target")}
+    splits, reports = {}, {}
+    for split in meta["splits"]:
+        pairs, report = [], empty_report()
+        for index, record in enumerate(_split_records(config.path, split, spec)):
+            cleaned, problem = clean_pair(record["source"].decode("utf-8", "replace"),
+                                          record["target"].decode("utf-8", "replace"))
+            if problem:
+                count_skip(report, f"{split} record {index}", problem, config.on_error)
+                continue
+            pairs.append(cleaned)
+        report["examples"] = len(pairs)
+        splits[split], reports[split] = pairs, report
+    return finish_parallel(splits, reports, config, seed, meta["provenance"],
+                           {"validation": "given" if "validation" in splits else "random pairs"})
+
+
+def load_speech_tfrecords(config, seed, vocabulary):
+    """`SpeechData` from speech TFRecords (resampled to data.sample_rate; transcripts checked)."""
+    import tensorflow as tf
+
+    from toolkit.data.speech_sources import empty_report, finish_speech, make_utterance
+
+    meta = read_meta(config.path, "speech_recognition")
+    spec = {name: tf.io.FixedLenFeature([], tf.string) for name in ("audio", "text", "speaker", "id")}
+    spec["sample_rate"] = tf.io.FixedLenFeature([], tf.int64)
+    splits, reports = {}, {}
+    for split in meta["splits"]:
+        utterances, report = [], empty_report()
+        for index, record in enumerate(_split_records(config.path, split, spec)):
+            audio = np.frombuffer(record["audio"], "<f4").astype(np.float32)
+            utterance = make_utterance(record["id"].decode("utf-8", "replace"),
+                                       record["text"].decode("utf-8", "replace"),
+                                       record["speaker"].decode("utf-8", "replace"), config, vocabulary, report,
+                                       f"{split} record {index}", audio=audio, rate=int(record["sample_rate"]))
+            if utterance is not None:
+                utterances.append(utterance)
+        report["examples"] = len(utterances)
+        splits[split], reports[split] = utterances, report
+    return finish_speech(splits, reports, config, seed, meta["provenance"], {})

@@ -55,6 +55,14 @@ from toolkit.registry import Registry, did_you_mean
 
 TRANSLATION_SOURCES = Registry("translation data source", DataError)
 TRANSLATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
+
+
+@TRANSLATION_SOURCES.register("tfrecord")
+def load_tfrecord(config, seed):
+    """Sharded TFRecords written by `toolkit data to-tfrecord` (`data.path`: their directory)."""
+    from toolkit.data.tfrecord import load_translation_tfrecords
+
+    return load_translation_tfrecords(config, seed)
 SPLITS = ("train", "validation", "test")
 MAX_SKIPPED_EXAMPLES = 10
 
