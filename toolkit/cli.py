@@ -223,6 +223,8 @@ def main(argv=None):
     args, extra = parser.parse_known_args(argv)
     if extra and getattr(args, "verb", None) == "predict" and not any(item.startswith("-") for item in extra):
         args.inputs = list(args.inputs) + extra  # files given after --text
+    elif extra and getattr(args, "data_verb", None) == "to-tfrecord" and all("=" in item for item in extra):
+        args.overrides = list(args.overrides) + extra  # overrides given after --shards
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from toolkit.errors import ToolkitError
