@@ -204,8 +204,8 @@ def test_to_tfrecord_of_segmentation_keeps_masks_and_refuses_other_tasks(tmp_pat
     (expected_image, expected_mask), = list(make_task(recipe).split_examples("test", 1))
     np.testing.assert_array_equal(image, expected_image)
     np.testing.assert_array_equal(mask, expected_mask)
-    with pytest.raises(DataError, match="translation recipes are not written to TFRecord"):
-        write_tfrecords(load_recipe("recipes/translation/bible_en_es.yaml"), str(tmp_path / "x"))
+    with pytest.raises(DataError, match="recommendation recipes are not written to TFRecord"):
+        write_tfrecords(load_recipe("recipes/recommendation/movielens_retrieval.yaml"), str(tmp_path / "x"))
     with pytest.raises(DataError, match="holds segmentation TFRecords, not image_classification"):
         from toolkit.data.tfrecord import read_meta
 
