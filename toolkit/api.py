@@ -34,6 +34,8 @@ def float32_model(task, model):
     trained mixed): exports (ONNX, TFLite, SavedModel) are float32."""
     import keras
 
+    from toolkit.backbones.build import rebuilt_copy
+
     config = keras.saving.serialize_keras_object(model)
     converted = _float32_policies(config)
     if converted == config:
@@ -41,11 +43,9 @@ def float32_model(task, model):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        copy = keras.saving.deserialize_keras_object(converted)
-        copy.set_weights(model.get_weights())
+        return rebuilt_copy(model, converted)
     finally:
         keras.config.set_dtype_policy(previous)
-    return copy
 
 
 def _float32_policies(value):

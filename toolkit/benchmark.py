@@ -54,12 +54,6 @@ def artifacts(export_dir):
     return found
 
 
-def _size_mb(path):
-    if os.path.isfile(path):
-        return os.path.getsize(path) / 1e6
-    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files) / 1e6
-
-
 def _times(function, repeats, warmup):
     for _ in range(warmup):
         function()
@@ -86,6 +80,7 @@ def benchmark(path, batch_sizes=(1, 32), repeats=10, warmup=2, formats=None, log
         formats: list of str or None. Only these formats ("keras" included).
         log: callable(str) or None. Progress lines.
     """
+    from toolkit.export.verify import artifact_size
     from toolkit.predict import load
 
     export_dir = _export_dir(path)
@@ -98,7 +93,7 @@ def benchmark(path, batch_sizes=(1, 32), repeats=10, warmup=2, formats=None, log
         task = model.metadata["task"]
         samples = model.task_class.load_samples(os.path.join(export_dir, "samples"), model.metadata)
         inputs = model.task_class.predict_inputs(samples)
-        row = {"format": name, "runtime": model.runtime, "size_mb": round(_size_mb(artifact), 2)}
+        row = {"format": name, "runtime": model.runtime, "size_mb": round(artifact_size(artifact) / 1e6, 2)}
         for batch in batch_sizes:
             batch_inputs = (inputs * math.ceil(batch / len(inputs)))[:batch]
             with tempfile.TemporaryDirectory() as output_dir:

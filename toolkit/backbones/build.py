@@ -273,6 +273,16 @@ def _flatten(values):
             yield value
 
 
+def rebuilt_copy(model, config=None):
+    """A new model from `model`'s serialized config (or `config`, e.g. with its dtype policies changed) with the
+    same weights, built in the current scope (plain variables outside a tf.distribute strategy)."""
+    import keras
+
+    copy = keras.saving.deserialize_keras_object(config or keras.saving.serialize_keras_object(model))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def load_keras_file(path):
     """Loads a `.keras` file safely (safe_mode=True; no Lambda, no unknown classes)."""
     import keras

@@ -44,37 +44,26 @@ def shard_name(split, index, shards):
     return f"{split}-{index:05d}-of-{shards:05d}.tfrecord"
 
 
-def _png(array):
-    import io
+def _bytes(value):
+    import tensorflow as tf
 
-    from PIL import Image
-
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    buffer = io.BytesIO()
-    Image.fromarray(array.astype(np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def _example(image, target, segmentation):
     import tensorflow as tf
 
-    feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[_png(image)]))}
+    from toolkit.data.images import encode_png
+
+    feature = {"image": _bytes(encode_png(np.asarray(image, np.uint8)))}
     if segmentation:
         mask = np.asarray(target)
         if mask.max(initial=0) > 255:
             raise DataError("to-tfrecord: a mask holds class indices above 255; PNG masks hold 0-255")
-        feature["mask"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[_png(mask)]))
+        feature["mask"] = _bytes(encode_png(mask.astype(np.uint8)[..., None]))
     else:
         feature["label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(target)]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def _bytes(value):
-    import tensorflow as tf
-
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def _records(task, split):
@@ -212,22 +201,16 @@ def load_translation_tfrecords(config, seed):
     """`ParallelData` from translation TFRecords (pairs normalised and checked like the TSV source)."""
     import tensorflow as tf
 
-    from toolkit.data.translation_sources import clean_pair, count_skip, empty_report, finish_parallel
+    from toolkit.data.translation_sources import clean_pairs, finish_parallel
 
     meta = read_meta(config.path, "translation")
     spec = {name: tf.io.FixedLenFeature([], tf.string) for name in ("source", "target")}
     splits, reports = {}, {}
     for split in meta["splits"]:
-        pairs, report = [], empty_report()
-        for index, record in enumerate(_split_records(config.path, split, spec)):
-            cleaned, problem = clean_pair(record["source"].decode("utf-8", "replace"),
-                                          record["target"].decode("utf-8", "replace"))
-            if problem:
-                count_skip(report, f"{split} record {index}", problem, config.on_error)
-                continue
-            pairs.append(cleaned)
-        report["examples"] = len(pairs)
-        splits[split], reports[split] = pairs, report
+        items = ((f"{split} record {index}", record["source"].decode("utf-8", "replace"),
+                  record["target"].decode("utf-8", "replace"))
+                 for index, record in enumerate(_split_records(config.path, split, spec)))
+        splits[split], reports[split] = clean_pairs(items, config.on_error)
     return finish_parallel(splits, reports, config, seed, meta["provenance"],
                            {"validation": "given" if "validation" in splits else "random pairs"})
 

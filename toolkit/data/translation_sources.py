@@ -135,6 +135,20 @@ def clean_pair(source, target):
     return (source, target), None
 
 
+def clean_pairs(items, on_error):
+    """(pairs, report) of (where, source, target) items: normalised, unusable ones skipped and counted (or
+    raised under on_error: fail)."""
+    pairs, report = [], empty_report()
+    for where, source, target in items:
+        cleaned, problem = clean_pair(source, target)
+        if problem:
+            count_skip(report, where, problem, on_error)
+            continue
+        pairs.append(cleaned)
+    report["examples"] = len(pairs)
+    return pairs, report
+
+
 def random_cut(pairs, fraction, seed):
     """Splits `pairs` into (kept, held) with about `fraction` held, both in original order."""
     count = int(round(len(pairs) * fraction))

@@ -235,20 +235,16 @@ def segmentation_data(user, config, seed):
 
 def translation_data(user, config, seed):
     """`ParallelData` of (source, target) text pairs (normalised; empty sides skipped and counted)."""
-    from toolkit.data.translation_sources import clean_pair, count_skip, empty_report, finish_parallel
+    from toolkit.data.translation_sources import clean_pairs, finish_parallel
+
+    def items(name):
+        for index, example in enumerate(user.examples(name, batched_rank=1)):
+            source, target = pair(example, name, index, "(source text, target text)")
+            yield f"data['{name}'] example {index}", text(source), text(target)
 
     splits, reports = {}, {}
     for name in user.splits:
-        pairs, report = [], empty_report()
-        for index, example in enumerate(user.examples(name, batched_rank=1)):
-            source, target = pair(example, name, index, "(source text, target text)")
-            cleaned, problem = clean_pair(text(source), text(target))
-            if problem:
-                count_skip(report, f"data['{name}'] example {index}", problem, config.on_error)
-                continue
-            pairs.append(cleaned)
-        report["examples"] = len(pairs)
-        splits[name], reports[name] = pairs, report
+        splits[name], reports[name] = clean_pairs(items(name), config.on_error)
     return finish_parallel(splits, reports, config, seed, "Python datasets given to toolkit.train",
                            {"validation": "given" if "validation" in splits else "random pairs"})
 

@@ -121,7 +121,7 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
             "artifact": spec.artifact,
             "runtime": spec.runtime,
             "exact": spec.exact,
-            "size_bytes": _size(artifact),
+            "size_bytes": artifact_size(artifact),
             "endpoints": endpoints,
             "passed": all(e["passed"] for e in endpoints.values()),
         }
@@ -154,7 +154,8 @@ def quality_report(export_dir, model, task, count):
     return {"metric": cls.quality_metric, "examples": len(samples), "keras": keras, "formats": formats}
 
 
-def _size(path):
+def artifact_size(path):
+    """Bytes of an artifact file or directory."""
     if os.path.isfile(path):
         return os.path.getsize(path)
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)

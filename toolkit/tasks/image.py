@@ -140,27 +140,15 @@ class ImageTask(Task):
 
     def representative_inputs(self, count):
         """Up to `count` training images as the network takes them (float32 [1, H, W, C]), for int8 calibration."""
-        from toolkit.data.images import adapt_channels, load_image_files, resize_image
+        from toolkit.data.images import resize_image
 
-        split, channels, size = self.data.splits["train"], self.recipe.data.channels, tuple(self.recipe.data.image_size)
-        if split.images is not None:
-            images = [adapt_channels(image, channels) for image in split.images[:count]]
-        elif split.paths is not None:
-            images = []
-            for path in split.paths[: count * 2]:
-                try:
-                    images.extend(load_image_files([path], channels))
-                except DataError:
-                    continue
-                if len(images) == count:
-                    break
-        else:
-            images = [adapt_channels(example[0], channels) for example in split.dataset.take(count)]
-        return [np.asarray(resize_image(np.asarray(image), size), np.float32)[None] for image in images]
+        size = tuple(self.recipe.data.image_size)
+        return [np.asarray(resize_image(image, size), np.float32)[None]
+                for image, _ in self.split_examples("train", count, targets=False)]
 
-    def split_examples(self, split_name, limit=None):
+    def split_examples(self, split_name, limit=None, targets=True):
         """Yields (uint8 image (H, W, C), label or mask) of a split as its source holds them (unreadable files
-        skipped), up to `limit`."""
+        skipped), up to `limit`; with `targets=False` the target is None and is not read."""
         import itertools
 
         from toolkit.data.images import adapt_channels
@@ -168,27 +156,30 @@ class ImageTask(Task):
         split, channels = self.data.splits[split_name], self.recipe.data.channels
         masks = getattr(split, "masks", None) is not None or getattr(split, "mask_paths", None) is not None
         if split.images is not None:
-            targets = split.masks if masks else split.labels
-            pairs = ((np.asarray(adapt_channels(image, channels)), np.asarray(target))
-                     for image, target in zip(split.images, targets))
+            values = (split.masks if masks else split.labels) if targets else itertools.repeat(None)
+            pairs = ((np.asarray(adapt_channels(image, channels)), None if target is None else np.asarray(target))
+                     for image, target in zip(split.images, values))
         elif split.paths is not None:
-            pairs = self._file_examples(split, channels, masks)
+            pairs = self._file_examples(split, channels, masks if targets else None)
         else:
-            pairs = ((np.asarray(adapt_channels(x, channels)), np.asarray(y)) for x, y in split.dataset)
+            pairs = ((np.asarray(adapt_channels(x, channels)), np.asarray(y) if targets else None)
+                     for x, y in split.dataset)
         yield from itertools.islice(pairs, limit)
 
     @staticmethod
     def _file_examples(split, channels, masks):
+        """(image, target) of a file split; `masks` True: mask files, False: labels, None: no target."""
         from toolkit.data.images import load_image_files
         from toolkit.data.segmentation_sources import read_mask
 
         for index, path in enumerate(split.paths):
             try:
                 image = load_image_files([path], channels)[0]
-                target = read_mask(split.mask_paths[index]) if masks else split.labels[index]
+                target = None if masks is None else read_mask(split.mask_paths[index]) if masks else \
+                    split.labels[index]
             except DataError:
                 continue
-            yield image, np.asarray(target)
+            yield np.asarray(image), None if target is None else np.asarray(target)
 
     def quality_samples(self, count):
         """(uint8 test images, their labels or masks) for the quantised artifacts' quality delta."""
@@ -196,23 +187,7 @@ class ImageTask(Task):
         return [x for x, _ in pairs], [y for _, y in pairs]
 
     def verification_samples(self, count):
-        from toolkit.data.images import adapt_channels, load_image_files
-
-        split = self.data.splits["test"]
-        channels = self.recipe.data.channels
-        if split.images is not None:
-            return [np.asarray(adapt_channels(image, channels)) for image in split.images[:count]]
-        if split.paths is not None:
-            samples = []
-            for path in split.paths:
-                try:
-                    samples.extend(load_image_files([path], channels))
-                except DataError:
-                    continue
-                if len(samples) == count:
-                    break
-            return samples
-        return [np.asarray(adapt_channels(example[0], channels)) for example in split.dataset.take(count)]
+        return [image for image, _ in self.split_examples("test", count, targets=False)]
 
     def save_samples(self, samples, directory):
         from PIL import Image

@@ -125,20 +125,29 @@ class DecodingGraph:
         self.owner = np.asarray(owner, np.int32)
         self.exits = np.asarray(exits, np.int32)
         self.finals = np.asarray(finals, np.int32)
-        scores = lm_weight * bigram_log_probs(lexicon) + word_bonus
+        language = lm_weight * bigram_log_probs(lexicon)
         count = len(self.words)
-        self.transitions = scores[:count, :count]  # [from word, to word]
-        self.start = scores[count, :count]
-        self.end = lm_weight * bigram_log_probs(lexicon)[:count, count][self.owner[self.finals]]
+        self.transitions = language[:count, :count] + word_bonus  # [from word, to word]
+        self.start = language[count, :count] + word_bonus
+        self.end = language[:count, count][self.owner[self.finals]]
 
     @classmethod
     def from_metadata(cls, metadata):
-        decoding = metadata["decoding"]
-        if not metadata.get("lexicon"):
+        """The graph of a model's metadata, built once per lexicon (`toolkit predict x.onnx` decodes clip by
+        clip)."""
+        decoding, lexicon = metadata["decoding"], metadata.get("lexicon")
+        if not lexicon:
             raise ValueError("decoding.method lexicon: this model's metadata has no lexicon (trained before "
                              "lexicon decoding existed, or a Whisper model); use method greedy or beam")
-        return cls(metadata["lexicon"], metadata["vocabulary"], float(decoding.get("lm_weight", 0.5)),
-                   float(decoding.get("word_bonus", 0.0)))
+        settings = (metadata["vocabulary"], float(decoding.get("lm_weight", 0.5)),
+                    float(decoding.get("word_bonus", 0.0)))
+        cached = _GRAPHS.get(id(lexicon))
+        if cached is None or cached[0] is not lexicon or cached[1] != settings:
+            cached = _GRAPHS[id(lexicon)] = (lexicon, settings, cls(lexicon, *settings))
+        return cached[2]
+
+
+_GRAPHS = {}  # id(lexicon dict) -> (the dict, settings, DecodingGraph)
 
 
 def _log_softmax(logits):

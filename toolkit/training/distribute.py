@@ -118,12 +118,10 @@ def strategy_summary(strategy):
 
 def outside_strategy(model):
     """A copy of `model` with the same weights, built outside the strategy's scope (plain variables)."""
-    import keras
-
+    from toolkit.backbones.build import rebuilt_copy
     from toolkit.training.trainer import synchronize_batch_norm
 
-    copy = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
-    copy.set_weights(model.get_weights())
+    copy = rebuilt_copy(model)
     synchronize_batch_norm(copy, False)
     return copy
 
