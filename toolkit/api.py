@@ -118,6 +118,7 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
         run = Run.open(resume)
         if run.state().get("status") == "complete":
             raise RunError(f"{resume} is already complete; start a new run with toolkit train RECIPE")
+        run.recover()
         recipe = run.load_recipe()
         make_strategy(recipe.train)  # before anything starts TensorFlow (multi-worker, TPU, logical CPUs)
         log(f"resuming {run.path}")
@@ -235,6 +236,7 @@ def export(run_dir, formats=None, log=print, data=None):
     from toolkit.export.formats import parse_formats
 
     run, recipe, task, model = open_trained(os.fspath(run_dir), data)
+    run.recover()
     formats = parse_formats(formats or recipe.export.formats)
     report = export_run(run, model, task, formats, log)
     _card(run, recipe, task.metadata, run.metrics)

@@ -94,6 +94,31 @@ def replace_directory(tmp, path):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def recover(root):
+    """Cleans up after writes that a SIGKILL or power loss cut short, anywhere under `root`.
+
+    A temporary `.NAME.tmp-*` is removed; a `.NAME.old-*` directory left by a
+    `replace_directory` killed between its two renames is put back as NAME
+    when NAME is missing, and removed otherwise. Returns the paths it changed.
+    """
+    changed = []
+    for parent, directories, files in os.walk(root, topdown=True):
+        for name in sorted(directories + files):
+            if not name.startswith(".") or (".tmp-" not in name and ".old-" not in name):
+                continue
+            path = os.path.join(parent, name)
+            base = name[1:].split(".tmp-" if ".tmp-" in name else ".old-")[0]
+            if ".old-" in name and os.path.isdir(path) and not os.path.exists(os.path.join(parent, base)):
+                os.rename(path, os.path.join(parent, base))
+            elif os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+            changed.append(path)
+        directories[:] = [d for d in directories if os.path.isdir(os.path.join(parent, d))]
+    return changed
+
+
 def write_text(path, text):
     """Writes `text` to `path` atomically (UTF-8)."""
     with atomic_path(path) as tmp:

@@ -95,6 +95,15 @@ class Run:
             )
         return run
 
+    def recover(self):
+        """Before writing into a run again: cleans up what a killed write left (see `toolkit.atomic.recover`)."""
+        from toolkit.atomic import recover
+
+        try:
+            return recover(self.path)
+        except OSError:  # a read-only run: nothing will be written into it either
+            return []
+
     def load_recipe(self):
         """Loads the run's resolved recipe."""
         from toolkit.config import load_recipe

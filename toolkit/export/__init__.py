@@ -37,7 +37,10 @@ def export_run(run, model, task, formats, log=print):
 
     config = task.recipe.export
     final = run.export_dir
-    staging = tempfile.mkdtemp(prefix=".export.tmp-", dir=run.path)
+    try:
+        staging = tempfile.mkdtemp(prefix=".export.tmp-", dir=run.path)
+    except OSError as error:
+        raise write_error("export", run.path, error) from None
     try:
         old_samples = os.path.join(final, "samples")
         if os.path.isdir(old_samples):
@@ -56,9 +59,10 @@ def export_run(run, model, task, formats, log=print):
                 spec.resolve("exporter")(model, task, os.path.join(staging, spec.artifact), format_options(config, name))
             except ExportError:
                 raise
-            except OSError as error:
-                raise ExportError(f"export {name}: cannot write into {run.path} ({error.strerror}); "
-                                  "free disk space or fix permissions, the previous export is untouched")
+            except Exception as error:
+                if not is_write_error(error):
+                    raise
+                raise write_error(f"export {name}", run.path, error) from None
         report = verify_directory(staging, model, type(task), task.model_metadata(), config.parity_tolerance,
                                   config.min_agreement, config.quantized_min_agreement)
         if report["passed"]:
@@ -78,9 +82,29 @@ def export_run(run, model, task, formats, log=print):
 
         replace_directory(staging, final)
         return report
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise write_error("export", run.path, error) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+WRITE_FAILURES = ("No space left", "Read-only file system", "Permission denied", "File too large",
+                  "Disk quota exceeded")
+
+
+def is_write_error(error):
+    """Whether an exception from a writer (Python, TensorFlow, ONNX) is the file system refusing a write."""
+    return isinstance(error, OSError) or any(text in str(error) for text in WRITE_FAILURES)
+
+
+def write_error(what, directory, error):
+    """The one-line ExportError for a write the file system refused (disk full, read-only, permissions)."""
+    reason = getattr(error, "strerror", None) or next(
+        (text for text in WRITE_FAILURES if text in str(error)), type(error).__name__)
+    return ExportError(f"{what}: cannot write into {directory} ({reason}); free disk space or fix the permissions, "
+                       "then run toolkit export again; the previous export is untouched")
 
 
 def verify_export(export_dir, log=print):

@@ -20,9 +20,24 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Args:
         backup_dir: str. Directory of this phase's backup.
+        guard: NaNGuard or None. After a NaN loss the backup is neither
+            overwritten nor deleted: it keeps the last good epoch.
     """
 
+    def __init__(self, backup_dir, guard=None):
+        super().__init__(backup_dir)
+        self.guard = guard
+
+    def _diverged(self):
+        return self.guard is not None and self.guard.at is not None
+
+    def on_train_end(self, logs=None):
+        if not self._diverged():
+            super().on_train_end(logs)
+
     def _save_model(self):
+        if self._diverged():
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         with atomic_path(self._weights_path) as tmp:
             self.model.save_weights(tmp, overwrite=True)
@@ -36,6 +51,32 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             return int(json.load(f)["epoch"])
 
 
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN/infinite loss and records where (`at`): a training step, or the
+    validation at the end of an epoch. Put it before the callbacks that save, which then skip that epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.at = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check((logs or {}).get("loss"), batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            if key.endswith("loss"):
+                self._check(value, None)
+
+    def _check(self, loss, step):
+        if self.at is None and loss is not None and not math.isfinite(float(loss)):
+            self.at = {"epoch": self._epoch + 1, "step": step, "loss": str(float(loss))}
+            self.model.stop_training = True
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Saves the weights of the best epoch by `monitor`, atomically.
 
@@ -45,10 +86,12 @@ class BestCheckpoint(keras.callbacks.Callback):
         best: float or None. Best value so far (from an earlier phase or a
             resumed run).
         on_improve: callable(epoch, value) or None. Called after each save.
+        guard: NaNGuard or None. An epoch that ended in a NaN loss is never saved.
     """
 
-    def __init__(self, path, monitor, best=None, on_improve=None):
+    def __init__(self, path, monitor, best=None, on_improve=None, guard=None):
         super().__init__()
+        self.guard = guard
         self.path = path
         self.monitor = monitor
         self.mode = monitor_mode(monitor)
@@ -61,7 +104,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             warnings.warn(f"train.monitor {self.monitor!r} is not in the epoch logs ({', '.join(logs or {})})")
             return
         value = float(value)
-        if math.isnan(value):
+        if math.isnan(value) or (self.guard is not None and self.guard.at is not None):
             return
         if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
             self.best = value

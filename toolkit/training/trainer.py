@@ -201,6 +201,7 @@ class Trainer:
             BestCheckpoint,
             EpochState,
             EpochTimer,
+            NaNGuard,
             load_weights_quietly,
         )
         from toolkit.training.distribute import make_strategy, strategy_summary
@@ -250,13 +251,14 @@ class Trainer:
                     loss=task.build_losses(),
                     metrics=task.build_metrics(),
                 )
-            backup = AtomicBackupAndRestore(run.file("_backup", phase.name))
+            guard = NaNGuard()
+            backup = AtomicBackupAndRestore(run.file("_backup", phase.name), guard)
             restored = backup.restored_epoch()
             trim_history(history_path, max(restored, phase.start))
             callbacks = [
                 EpochTimer(),
-                keras.callbacks.TerminateOnNaN(),
-                BestCheckpoint(best_path, monitor, best=best_so_far(history_path, monitor)),
+                guard,
+                BestCheckpoint(best_path, monitor, best=best_so_far(history_path, monitor), guard=guard),
                 keras.callbacks.CSVLogger(history_path, append=True),
                 backup,
                 _ResumeRecorder(run, phase, restored, self.log),
@@ -278,11 +280,8 @@ class Trainer:
                 callbacks=callbacks,
                 verbose=recipe.train.verbose,
             )
-            if model.stop_training and _nan_in_history(history_path):
-                raise RunError(
-                    f"training diverged (NaN loss) in phase {phase.name}; lower train.optimizer.learning_rate or "
-                    "check the data; the last good checkpoint is in " + run.file("checkpoints")
-                )
+            if guard.at is not None:
+                raise self._diverged(phase, guard.at, best_path)
             with atomic_path(run.file("checkpoints", f"phase_{phase.name}.weights.h5")) as tmp:
                 model.save_weights(tmp)
             done.append(phase.name)
@@ -298,10 +297,20 @@ class Trainer:
         return model
 
 
-def _nan_in_history(path):
-    from toolkit.plots import read_history
 
-    return any(math.isnan(v) for v in read_history(path).get("loss", []))
+
+    def _diverged(self, phase, at, best_path):
+        """Records a NaN/inf loss in the run state; returns the one-line error naming the step and causes."""
+        self.run.update_state(status="diverged", diverged={"phase": phase.name, **at})
+        optimizer = self.recipe.train.optimizer
+        kept = (f"the last good weights are kept in {best_path}" if os.path.isfile(best_path)
+                else "no epoch finished before it, so there is no checkpoint to keep")
+        clip = "" if optimizer.clipnorm else " or set train.optimizer.clipnorm: 1.0"
+        return RunError(
+            f"training diverged: the loss became {at['loss']} at epoch {at['epoch']}, "
+            f"{'step ' + str(at['step']) if at['step'] else 'in validation'} "
+            f"(phase {phase.name}); likely causes: a learning rate too high (train.optimizer.learning_rate is "
+            f"{phase.learning_rate:g}; lower it{clip}) or bad data (NaN/inf values, labels out of range); {kept}")
 
 
 class _ResumeRecorder:
