@@ -128,10 +128,10 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
         run = Run.create(recipe)
         recipe = run.load_recipe()
         log(f"run directory: {run.path}")
-    task = _make_task(recipe, data)
-    task.attach_run(run)
     started = time.time()
     try:
+        task = _make_task(recipe, data)
+        task.attach_run(run)  # translation reads its data here (tokenizers): errors are handled below
         model = Trainer(task, run, log).fit()
     except KeyboardInterrupt:
         run.update_state(status="interrupted")

@@ -307,6 +307,9 @@ def _cmd_predict(args):
         hint = {"text": " or --text", "user": " (recommenders: --user ID)"}.get(model.metadata.get("input"), "")
         raise ToolkitError("predict: give input files" + hint)
     results = model.predict(inputs, top_k=args.top_k, output_dir=args.output_dir)
+    for result in results:  # e.g. a text longer than the model's max_length, translated from its start
+        if result.get("warning"):
+            print(f"toolkit predict: warning: {str(result.get('input'))[:60]!r}: {result['warning']}", file=sys.stderr)
     if args.json:
         print(json.dumps({"model": os.path.abspath(args.model), "runtime": model.runtime, "predictions": results},
                          indent=2))

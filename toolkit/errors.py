@@ -36,9 +36,32 @@ def preset_error(field, preset, error, wanted="a preset", cls=None):
         wanted: str. What kind of preset the field takes, e.g. "a BART/T5 preset".
         cls: the error class (default RecipeError).
     """
+    import os
+
+    if "Unknown preset identifier" in str(error) and os.sep in str(preset) and "://" not in str(preset):
+        return (cls or RecipeError)(
+            f"{field}: KerasHub preset {preset!r} could not be loaded (no such preset directory); give {wanted} "
+            "or a local preset directory saved with save_to_preset")
+    if "Unknown preset identifier" in str(error):  # a name KerasHub does not know: no download was tried
+        return (cls or RecipeError)(
+            f"{field}: unknown KerasHub preset {preset!r}; give {wanted} (a KerasHub preset name, a kaggle:// or "
+            f"hf:// handle) or a local preset directory saved with save_to_preset{_close_presets(preset)}")
     return (cls or RecipeError)(
         f"{field}: KerasHub preset {preset!r} could not be loaded ({first_line(error)}); give {wanted} that is "
         "cached or downloadable, or a local preset directory saved with save_to_preset")
+
+
+def _close_presets(preset):
+    """'; did you mean ...?' over KerasHub's built-in preset names, or ''."""
+    try:
+        import keras_hub
+
+        names = set(keras_hub.models.Backbone.presets) | set(keras_hub.models.Task.presets)
+    except Exception:  # noqa: BLE001 - no KerasHub, or one without preset listings: no hint
+        return ""
+    from toolkit.registry import did_you_mean
+
+    return did_you_mean(preset, sorted(names))
 
 
 class RecipeError(ToolkitError):

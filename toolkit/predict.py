@@ -95,8 +95,13 @@ def load(path):
 
 
 def _load_keras(path):
+    import zipfile
+
     from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
 
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a Keras .keras file (not a zip archive); give a run directory or the "
+                             "model.keras that toolkit train wrote")
     metadata = read_toolkit_metadata(path)
     if not metadata:
         raise ModelFileError(f"{path}: a .keras file without toolkit metadata; it was not saved by toolkit train")

@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
 import tempfile
@@ -86,8 +87,8 @@ def _image(instance, where, metadata):
         try:
             return read_image(io.BytesIO(_b64(instance["b64"], where)), channels)
         except ToolkitError as error:
-            reason = str(error).split(": ", 1)[-1]
-            raise RequestError(f"{where}: not a readable image ({reason})")
+            reason = str(error).split(": ", 1)[-1]  # "image: <reason>": read_image names bytes "image", never a path
+            raise RequestError(f"{where}: {reason}")
     if isinstance(instance, list):
         try:
             image = np.asarray(instance, dtype=np.float64)
@@ -311,9 +312,12 @@ class Batcher:
         self._thread.join(timeout=60)
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/.])(?:/[^\s/'\"(),;]+)+/?")  # /a/b, also in quotes or after "run:"; no URLs
+
+
 def _no_paths(message):
     """A user error's message with absolute file system paths replaced by their base names."""
-    return " ".join(os.path.basename(word) if word.startswith(os.sep) else word for word in message.split(" "))
+    return _ABSOLUTE_PATH.sub(lambda match: os.path.basename(match.group(0).rstrip("/")) or "<path>", message)
 
 
 # ------------------------------------------------------------------ HTTP

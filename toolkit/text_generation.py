@@ -72,13 +72,19 @@ def unpack_tokenizer(encoded):
     import keras
     import keras_hub  # noqa: F401 - registers the tokenizer classes
 
+    from toolkit.data.fetch import extract_archive
+    from toolkit.errors import ModelFileError, ToolkitError
+
     with tempfile.TemporaryDirectory() as directory:
-        with zipfile.ZipFile(io.BytesIO(base64.b64decode(encoded.encode("ascii")))) as archive:
-            for member in archive.namelist():
-                target = os.path.realpath(os.path.join(directory, member))
-                if not target.startswith(os.path.realpath(directory) + os.sep):
-                    raise ValueError(f"tokenizer archive: unsafe path {member!r}")
-            archive.extractall(directory)
+        try:
+            data = io.BytesIO(base64.b64decode(encoded.encode("ascii"), validate=True))
+            if not zipfile.is_zipfile(data):
+                raise ModelFileError("the model's tokenizer archive is not a zip archive")
+            extract_archive(data, directory, name="the model's tokenizer archive")
+        except (ValueError, TypeError, AttributeError) as error:  # not base64 text
+            raise ModelFileError(f"the model's tokenizer archive is unreadable ({error}); re-export the model")
+        except ToolkitError as error:
+            raise ModelFileError(f"{error}; the model file is damaged or was not written by toolkit")
         # The tokenizer's own files (tokenizer.json + assets), as KerasHub's preset loader reads them;
         # `Tokenizer.from_preset` would also want the whole model's config.json.
         with open(os.path.join(directory, "tokenizer.json"), encoding="utf-8") as f:

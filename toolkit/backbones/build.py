@@ -86,7 +86,8 @@ def load_weights_file(model, path, what):
     import warnings
 
     if not os.path.isfile(path):
-        raise BackboneError(f"weights file {path} does not exist (for {what})")
+        raise BackboneError(f"model.weights: weights file {path} does not exist (for backbone {what}); give the path "
+                            "of a .weights.h5 file, or model.weights: none")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -311,7 +312,20 @@ def load_keras_file(path):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001
-        raise ModelFileError(f"{path} could not be loaded safely: {first_line(error, 300)}")
+        raise ModelFileError(
+            f"{path} could not be loaded safely ({_load_problem(error)}); .keras files are loaded with Keras "
+            "safe_mode: no Python lambdas, no classes Keras or the toolkit do not register; use a model saved by "
+            "toolkit train, or rebuild yours from registered layers")
+
+
+def _load_problem(error):
+    """The telling part of a Keras loading error: the nested cause ("Could not locate class 'X'") when Keras
+    wraps it, up to its first sentence."""
+    text = " ".join(str(error).split())
+    if "Exception encountered: " in text:
+        text = text.split("Exception encountered: ", 1)[1]
+    sentence = text.split(". ", 1)[0].rstrip(".")
+    return sentence[:200] or type(error).__name__
 
 
 def _uses_keras_hub(path):
@@ -342,7 +356,10 @@ def _build_file(path, weights):
     if weights.startswith("file:"):
         raise BackboneError("model.weights: file: does not apply to a file: backbone; the .keras file holds the weights")
     if not path.endswith(".keras"):
-        raise BackboneError(f"file:{path}: expected a .keras model file")
+        raise BackboneError(f"model.backbone: file:{path}: expected a .keras model file")
+    if not os.path.isfile(path):
+        raise BackboneError(f"model.backbone: file:{path} does not exist; give the path of a .keras model file "
+                            "(saved with model.save) or a registered backbone name")
     model = load_keras_file(path)
     metadata = read_toolkit_metadata(path).get("backbone")
     if metadata:  # a whole toolkit model: take its backbone
@@ -366,14 +383,16 @@ def _build_run(run_dir, weights):
         raise BackboneError("model.weights: file: does not apply to a run: backbone; the run holds the weights")
     path = os.path.join(run_dir, "model.keras")
     if not os.path.isdir(run_dir):
-        raise RunError(f"run:{run_dir}: no such run directory")
+        raise RunError(f"model.backbone: run:{run_dir}: no such run directory; give the directory of a finished "
+                       "toolkit train run")
     if not os.path.isfile(path):
         raise RunError(f"run:{run_dir}: the run has no model.keras (did it finish? resume it with toolkit train --resume {run_dir})")
     metadata = read_toolkit_metadata(path)
+    if metadata and (metadata.get("input") != "image" or "backbone" not in metadata):
+        raise RunError(f"run:{run_dir} is a {metadata.get('task', 'non-image')} run; model.backbone: run: takes an "
+                       "image classification or segmentation run (its backbone takes images)")
     if "backbone" not in metadata:
         raise RunError(f"run:{run_dir}: model.keras carries no toolkit metadata; it was not written by toolkit train")
-    if metadata.get("input") != "image":
-        raise RunError(f"run:{run_dir} is a {metadata.get('task')} run; its backbone does not take images")
     model = load_keras_file(path)
     return _backbone_from_model(model, metadata["backbone"], f"run {run_dir} ({metadata.get('task')})", weights)
 

@@ -215,6 +215,8 @@ def _format_one(item, schema):
         expected = item.get("ctx", {}).get("expected", "")
         choices = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()]
         hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+        if loc and loc[-1] == "[key]":  # a key of a mapping whose keys are fixed (e.g. data.espeak.kinds)
+            return f"{'.'.join(loc[:-1])}: unknown key{hint or ' (valid keys: ' + ', '.join(choices) + ')'}"
         return f"{path}: expected one of {', '.join(choices)}; got {value!r}{hint}"
     message = item["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -222,6 +224,8 @@ def _format_one(item, schema):
             message = message[len(prefix):]
     if message.startswith("Input should be "):
         message = "expected " + message[len("Input should be "):]
+    if not loc and kind == "value_error":  # a check of the whole recipe: its message names the fields
+        return message
     if kind.endswith("_type") or kind.endswith("_parsing") or kind in (
         "greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long",
     ):

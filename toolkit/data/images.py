@@ -158,7 +158,8 @@ def _files_dataset(split, prepare, channels, on_error):
             "fix or remove it, or set data.on_error: skip"
         )
     if len(good) == 0:
-        raise DataError(f"none of the {len(indices)} images could be decoded (first: {split.paths[0]})")
+        raise DataError(f"none of the {len(indices)} images could be decoded (first: {split.paths[0]}); check "
+                        "data.path: JPEG, PNG, GIF or BMP files")
     return decoded.map(lambda i, x, y: (x, y)), report
 
 
@@ -181,18 +182,28 @@ def png_bytes(images):
 
 
 def load_image_files(paths, channels):
-    """Reads image files into a list of uint8 tensors with clear errors."""
+    """Reads image files into a list of uint8 arrays with clear errors.
+
+    An image whose header declares more than `image_io.MAX_PIXELS` pixels is refused before it is decoded.
+    """
+    from toolkit.data.image_io import check_image_size
+
     images = []
     for path in paths:
         try:
             with open(path, "rb") as f:
                 data = f.read()
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file")
+        except IsADirectoryError:
+            raise DataError(f"{path}: is a directory, not an image")
         except OSError as error:
-            raise DataError(f"cannot read {path}: {error.strerror}")
+            raise DataError(f"{path}: cannot read it ({error.strerror})")
+        check_image_size(path)
         try:
             images.append(decode_image(data, channels).numpy())
         except (tf.errors.InvalidArgumentError, ValueError):
-            raise DataError(f"{path} is not a readable image (JPEG, PNG, GIF or BMP)")
+            raise DataError(f"{path}: not a readable image (JPEG, PNG, GIF or BMP)")
     return images
 
 

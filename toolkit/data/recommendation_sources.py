@@ -452,7 +452,7 @@ def read_feature_table(path, id_column, report, on_error, delimiter=None, title_
     like `genre_columns` a multi-hot feature (names split on
     `genre_separator`); every other column is numeric when all its
     non-empty values are numbers, else categorical. A repeated id keeps its
-    last row.
+    last row; the earlier ones are counted as `duplicate_id` in `report`.
 
     Args:
         path: str. The table.
@@ -476,6 +476,7 @@ def read_feature_table(path, id_column, report, on_error, delimiter=None, title_
         if position != id_position and name:
             columns[position] = name
     values = {name: {} for name in columns.values()}
+    seen = {}
     for where, text in lines:
         fields = split_fields(text, delimiter)
         if len(fields) < len(names):
@@ -486,6 +487,11 @@ def read_feature_table(path, id_column, report, on_error, delimiter=None, title_
         if not raw_id:
             count_skip(report, where, "empty_id", on_error, detail="no id")
             continue
+        if raw_id in seen:  # the last row wins, as for interactions; the earlier one is counted (never an error)
+            _count_rows(report, "duplicate_id", 1, [
+                f"{seen[raw_id]}: duplicate_id: id {raw_id} again on line {where.rsplit(':', 1)[1]} "
+                "(the last row is kept)"])
+        seen[raw_id] = where
         for position, name in columns.items():
             values[name][raw_id] = fields[position].strip()
     table = RawFeatures(file=path)

@@ -66,12 +66,13 @@ def _example(image, target, segmentation):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _records(task, split):
-    """Serialized examples of one split of a task's loaded data."""
+def _records(task, split, skipped):
+    """Serialized examples of one split of a task's loaded data; unreadable image files are appended to
+    `skipped` ("file: reason")."""
     import tensorflow as tf
 
     if task.name in IMAGE_TASKS:
-        for image, target in task.split_examples(split):
+        for image, target in task.split_examples(split, skipped=skipped):
             yield _example(image, target, task.name == "segmentation")
     elif task.name == "translation":
         for source, target in task.data.splits[split]:
@@ -85,6 +86,20 @@ def _records(task, split):
                        "text": _bytes(utterance.text.encode("utf-8")),
                        "speaker": _bytes(utterance.speaker.encode("utf-8")), "id": _bytes(utterance.id.encode("utf-8"))}
             yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _check_skipped(recipe, split, count, skipped, log):
+    """Image files of a split that could not be read: an error under data.on_error: fail or when nothing was
+    readable, else one warning line (they are left out of the records, as training leaves them out)."""
+    if not skipped:
+        return
+    if count == 0:
+        raise DataError(f"{split} split: none of its {len(skipped)} images could be read (first: {skipped[0]}); "
+                        "check data.path")
+    if recipe.data.on_error == "fail":
+        raise DataError(f"{skipped[0]} ({len(skipped)} unreadable file(s) in the {split} split); fix or remove it, "
+                        "or set data.on_error: skip")
+    log(f"warning: {split}: skipped {len(skipped)} unreadable file(s), not written (first: {skipped[0]})")
 
 
 def write_tfrecords(recipe, out_dir, shards=8, log=print):
@@ -113,13 +128,15 @@ def write_tfrecords(recipe, out_dir, shards=8, log=print):
             writers = [tf.io.TFRecordWriter(os.path.join(staging, shard_name(split, i, shards)))
                        for i in range(shards)]
             count = 0
+            skipped = list(getattr(data.splits[split], "skipped_files", None) or [])  # found by the source
             try:
-                for record in _records(task, split):
+                for record in _records(task, split, skipped):
                     writers[count % shards].write(record)
                     count += 1
             finally:
                 for writer in writers:
                     writer.close()
+            _check_skipped(recipe, split, count, skipped, log)
             counts[split] = count
             log(f"{split}: {count} examples in {shards} shards")
         meta = {"format": FORMAT, "task": recipe.task, "shards": shards, "splits": counts,

@@ -113,12 +113,23 @@ def _with_metadata(flatbuffer, metadata):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def _unreadable(path, error):
+    from toolkit.errors import first_line
+
+    return ModelFileError(f"{path}: not a readable TFLite model ({first_line(error, 120)}); give the model.tflite "
+                          "that toolkit export wrote")
+
+
 def read_tflite_metadata(path):
     """The toolkit metadata stored in a .tflite file."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     with open(path, "rb") as f:
-        model = flatbuffer_utils.convert_bytearray_to_object(bytearray(f.read()))
+        data = bytearray(f.read())
+    try:
+        model = flatbuffer_utils.convert_bytearray_to_object(data)
+    except Exception as error:  # noqa: BLE001 - the flatbuffer reader raises many types on a corrupt file
+        raise _unreadable(path, error) from None
     for entry in model.metadata or []:
         name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
         if name == METADATA_NAME:
@@ -176,4 +187,7 @@ class TfliteSession:
 def load_tflite(path):
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such .tflite file")
-    return TfliteSession(path)
+    try:
+        return TfliteSession(path)
+    except Exception as error:  # noqa: BLE001 - the interpreter raises ValueError, RuntimeError, UnicodeDecodeError
+        raise _unreadable(path, error) from None

@@ -146,9 +146,10 @@ class ImageTask(Task):
         return [np.asarray(resize_image(image, size), np.float32)[None]
                 for image, _ in self.split_examples("train", count, targets=False)]
 
-    def split_examples(self, split_name, limit=None, targets=True):
+    def split_examples(self, split_name, limit=None, targets=True, skipped=None):
         """Yields (uint8 image (H, W, C), label or mask) of a split as its source holds them (unreadable files
-        skipped), up to `limit`; with `targets=False` the target is None and is not read."""
+        skipped, and appended as "file: reason" to the list `skipped` when one is given), up to `limit`; with
+        `targets=False` the target is None and is not read."""
         import itertools
 
         from toolkit.data.images import adapt_channels
@@ -160,15 +161,16 @@ class ImageTask(Task):
             pairs = ((np.asarray(adapt_channels(image, channels)), None if target is None else np.asarray(target))
                      for image, target in zip(split.images, values))
         elif split.paths is not None:
-            pairs = self._file_examples(split, channels, masks if targets else None)
+            pairs = self._file_examples(split, channels, masks if targets else None, skipped)
         else:
             pairs = ((np.asarray(adapt_channels(x, channels)), np.asarray(y) if targets else None)
                      for x, y in split.dataset)
         yield from itertools.islice(pairs, limit)
 
     @staticmethod
-    def _file_examples(split, channels, masks):
-        """(image, target) of a file split; `masks` True: mask files, False: labels, None: no target."""
+    def _file_examples(split, channels, masks, skipped=None):
+        """(image, target) of a file split; `masks` True: mask files, False: labels, None: no target. Unreadable
+        files are skipped (and their errors appended to `skipped`, a list, when given)."""
         from toolkit.data.images import load_image_files
         from toolkit.data.segmentation_sources import read_mask
 
@@ -177,7 +179,9 @@ class ImageTask(Task):
                 image = load_image_files([path], channels)[0]
                 target = None if masks is None else read_mask(split.mask_paths[index]) if masks else \
                     split.labels[index]
-            except DataError:
+            except DataError as error:
+                if skipped is not None:
+                    skipped.append(str(error))
                 continue
             yield np.asarray(image), None if target is None else np.asarray(target)
 

@@ -641,16 +641,18 @@ class RecommendationTask(Task):
             raise DataError(f"user id {unknown[0]!r} is not among the {len(metadata['user_ids'])} training users"
                             f"{close}; the model knows only users seen in training (data.unknown_ids: popular "
                             "recommends the most popular items instead)")
-        if runtime == "saved_model":
-            return _predict_saved_model(handle, metadata, users, pairs, k)
-        scorer = Scorer(handle, metadata) if runtime == "keras" else OnnxScorer(handle, metadata)
-        if pairs:
+        if pairs:  # every runtime: an unknown item is an error, never a score of some other item
             item_index = {raw: i for i, raw in enumerate(metadata["item_ids"])}
             items = np.asarray([item_index.get(str(p["item"]), -1) for p in pairs], np.int32)
             if (items < 0).any():
                 missing = str(pairs[int(np.argmax(items < 0))]["item"])
                 raise DataError(f"item id {missing!r} is not among the {len(metadata['item_ids'])} training items"
-                                f"{_close_ids(missing, metadata['item_ids'])}")
+                                f"{_close_ids(missing, metadata['item_ids'])}; the model scores only items seen "
+                                "in training")
+        if runtime == "saved_model":
+            return _predict_saved_model(handle, metadata, users, pairs, k)
+        scorer = Scorer(handle, metadata) if runtime == "keras" else OnnxScorer(handle, metadata)
+        if pairs:
             scores = scorer.scores(user_indices, items)
             return [{"user": u, "item": str(p["item"]), "score": float(s)} for u, p, s in zip(users, pairs, scores)]
         lists = scorer.recommend(user_indices, k)

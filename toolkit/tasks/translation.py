@@ -569,7 +569,11 @@ class TranslationTask(Task):
             translations = onnx_greedy_translate(handle, metadata, texts)
         else:
             raise ValueError(f"unknown runtime {runtime}")
-        return [{"input": text, "translation": translation} for text, translation in zip(texts, translations)]
+        results = [{"input": text, "translation": translation} for text, translation in zip(texts, translations)]
+        for result, warning in zip(results, truncation_warnings(metadata, texts)):
+            if warning:
+                result["warning"] = warning
+        return results
 
     @classmethod
     def format_prediction(cls, result):
@@ -702,6 +706,19 @@ class _Codec:
 
     def pad(self, sequences):
         return _pad(sequences, self.ids["pad"])
+
+
+def truncation_warnings(metadata, texts):
+    """One warning (or None) per text: a source longer than the model's `max_length` tokens is translated from its
+    first tokens only (as in training), and the answer says so."""
+    codec = _Codec(metadata)
+    room = codec.limit - len(codec.ids["encoder_start"]) - len(codec.ids["encoder_end"])
+    warnings = []
+    for text in texts:
+        tokens = len(codec._encode[0](normalize_text(text)))
+        warnings.append(f"input truncated to its first {room} of {tokens} tokens (the model's max_length is "
+                        f"{codec.limit}); split long text into sentences" if tokens > room else None)
+    return warnings
 
 
 def _first_text(value):

@@ -226,6 +226,12 @@ class Trainer:
         pretrained = task.backbone.pretrained
         phases = plan_phases(recipe, pretrained)
         report = task.data_report()
+        skipped = {split: part["skipped"] for split, part in report.items()
+                   if isinstance(part, dict) and part.get("skipped")}
+        if skipped:
+            self.log("warning: skipped " + ", ".join(f"{count} {split}" for split, count in skipped.items())
+                     + " examples that could not be used (unreadable or invalid; the reasons are under data in "
+                     "metrics.json)")
         train_count = report["train"]["examples"]
         per_epoch = recipe.train.steps_per_epoch or max(1, math.ceil(train_count / recipe.train.batch_size))
         monitor = self.monitor(validation_data is not None)
