@@ -228,8 +228,13 @@ def test_resume_continues_with_optimizer_state_and_matches_an_uninterrupted_run(
     with open(os.path.join(run["run_dir"], "metrics.json"), encoding="utf-8") as f:
         metrics = json.load(f)
     assert metrics["epochs_completed"] == EPOCHS[task]
-    assert os.path.isfile(os.path.join(run["run_dir"], "export", "model.onnx"))
     assert not os.path.exists(os.path.join(run["run_dir"], "_backup"))
+    # parity: the ONNX export of the resumed model answers like it on held-out samples (export verification)
+    with open(os.path.join(run["run_dir"], "export", "verify.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    assert report["passed"] and report["sample_source"] == "held-out test split", report
+    endpoints = report["formats"]["onnx"]["endpoints"].values()
+    assert endpoints and all(e["passed"] and e["agreement"] == 1.0 for e in endpoints), report
 
 
 def _tree_digest(path):
