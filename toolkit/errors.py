@@ -38,11 +38,12 @@ def preset_error(field, preset, error, wanted="a preset", cls=None):
     """
     import os
 
-    if "Unknown preset identifier" in str(error) and os.sep in str(preset) and "://" not in str(preset):
+    unknown = "Unknown preset identifier" in str(error)
+    if unknown and os.sep in str(preset) and "://" not in str(preset):
         return (cls or RecipeError)(
             f"{field}: KerasHub preset {preset!r} could not be loaded (no such preset directory); give {wanted} "
             "or a local preset directory saved with save_to_preset")
-    if "Unknown preset identifier" in str(error):  # a name KerasHub does not know: no download was tried
+    if unknown:  # a name KerasHub does not know: no download was tried
         return (cls or RecipeError)(
             f"{field}: unknown KerasHub preset {preset!r}; give {wanted} (a KerasHub preset name, a kaggle:// or "
             f"hf:// handle) or a local preset directory saved with save_to_preset{_close_presets(preset)}")

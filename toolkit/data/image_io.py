@@ -28,7 +28,7 @@ def _name(source):
     return str(source) if isinstance(source, (str, os.PathLike)) else "image"
 
 
-def check_image_size(source):
+def check_image_size(source, name=None):
     """Refuses an image whose header declares more than MAX_PIXELS pixels, before anything is decoded.
 
     A PNG of 30000x30000 black pixels compresses to a few hundred kilobytes and decodes to 0.9-2.7 GB: the size
@@ -37,6 +37,7 @@ def check_image_size(source):
 
     Args:
         source: str path, or a binary file object (rewound afterwards).
+        name: str or None. How the image is named in the error (default: the path, or "image").
     """
     from PIL import Image
 
@@ -54,7 +55,7 @@ def check_image_size(source):
         if position is not None:
             source.seek(position)
     if width is None or width * height > MAX_PIXELS:
-        raise _too_large(_name(source), width, height)
+        raise _too_large(name or _name(source), width, height)
 
 
 def _too_large(name, width=None, height=None):

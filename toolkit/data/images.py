@@ -15,6 +15,7 @@ TensorShape([32, 32, 1])
 """
 
 import dataclasses
+import io
 
 import numpy as np
 import tensorflow as tf
@@ -199,7 +200,7 @@ def load_image_files(paths, channels):
             raise DataError(f"{path}: is a directory, not an image")
         except OSError as error:
             raise DataError(f"{path}: cannot read it ({error.strerror})")
-        check_image_size(path)
+        check_image_size(io.BytesIO(data), name=path)  # the bytes already read: no second open
         try:
             images.append(decode_image(data, channels).numpy())
         except (tf.errors.InvalidArgumentError, ValueError):

@@ -28,15 +28,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         super().__init__(backup_dir)
         self.guard = guard
 
-    def _diverged(self):
-        return self.guard is not None and self.guard.at is not None
-
     def on_train_end(self, logs=None):
-        if not self._diverged():
+        if not diverged(self.guard):
             super().on_train_end(logs)
 
     def _save_model(self):
-        if self._diverged():
+        if diverged(self.guard):
             return
         os.makedirs(self.backup_dir, exist_ok=True)
         with atomic_path(self._weights_path) as tmp:
@@ -77,6 +74,11 @@ class NaNGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def diverged(guard):
+    """Whether a NaNGuard (or None) has seen a NaN/infinite loss."""
+    return guard is not None and guard.at is not None
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Saves the weights of the best epoch by `monitor`, atomically.
 
@@ -104,7 +106,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             warnings.warn(f"train.monitor {self.monitor!r} is not in the epoch logs ({', '.join(logs or {})})")
             return
         value = float(value)
-        if math.isnan(value) or (self.guard is not None and self.guard.at is not None):
+        if math.isnan(value) or diverged(self.guard):
             return
         if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
             self.best = value
