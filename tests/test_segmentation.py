@@ -342,7 +342,7 @@ def test_toolkit_serve_returns_masks_inline(trained_segmentation):
             prediction = json.loads(answer.read())["predictions"][0]
     finally:
         server.stop()
-    assert set(prediction) == {"height", "width", "mask", "overlay", "areas"}  # files inline, no local paths
+    assert set(prediction) == {"height", "width", "inference", "mask", "overlay", "areas"}  # files inline, no paths
     mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(prediction["mask"]["b64"]))))
     import tempfile
 
@@ -367,3 +367,71 @@ def test_tflite_exports_of_a_unet_keep_the_masks(trained_segmentation, tmp_path)
     quality = report["quality"]
     assert quality["metric"] == "mean_iou" and quality["formats"]["tflite"]["delta"] == pytest.approx(0, abs=1e-6)
     assert abs(quality["formats"]["tflite_int8"]["delta"]) < 0.1
+
+
+@pytest.mark.slow
+def test_evaluate_prints_the_per_class_table_of_a_segmentation_run(trained_segmentation):
+    result = run_cli("evaluate", trained_segmentation["run_dir"], env=trained_segmentation["env"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    header = next(line for line in result.stdout.splitlines() if line.strip().startswith("class"))
+    assert header.split() == ["class", "iou", "precision", "recall", "pixels"]
+    assert "Traceback" not in result.stderr
+
+
+def write_blob_micrograph(folder, height=192, width=256, seed=0):
+    """A nuclei-like image (bright noisy discs on a dark background) and its mask, as the nuclei source reads."""
+    import tifffile
+
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[:height, :width]
+    mask = np.zeros((height, width), np.uint16)
+    for index in range(int(height * width / 700)):
+        cy, cx, radius = rng.randint(0, height), rng.randint(0, width), rng.randint(4, 9)
+        mask[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2] = index + 1
+    image = np.where(mask > 0, 170.0, 25.0) + rng.normal(0, 18, (height, width))
+    os.makedirs(folder, exist_ok=True)
+    tifffile.imwrite(os.path.join(folder, "img2d.tif"), np.clip(image, 0, 255).astype(np.uint8))
+    tifffile.imwrite(os.path.join(folder, "mask2d.tif"), mask)
+    return (mask > 0).astype(np.int64), np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_tiles_segments_a_whole_image_tile_by_tile_in_every_runtime(tmp_path):
+    """Trained on 32px tiles, the model segments the whole 192x256 image at its own scale: on the held-out
+    columns every runtime scores within 0.05 of the test-tile mIoU (resizing the image to 32x32 scores far less)."""
+    from PIL import Image
+
+    import toolkit
+    from toolkit.config import recipe_to_yaml
+
+    truth, image = write_blob_micrograph(str(tmp_path / "micrograph"))
+    recipe = seg_recipe(tmp_path, tmp_path / "micrograph", data={
+        "source": "nuclei", "classes": None, "channels": 1, "image_size": [32, 32],
+        "tiles": {"size": 32, "stride": 8}, "test_fraction": 0.25, "validation_fraction": 0.125},
+        train={"epochs": 4, "batch_size": 16, "optimizer": {"learning_rate": 0.003}},
+        export={"formats": ["saved_model", "onnx", "tflite"], "verify_samples": 6})
+    path = tmp_path / "tiles.yaml"
+    path.write_text(recipe_to_yaml(recipe))
+    result = run_cli("train", str(path), env={"TOOLKIT_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = str(tmp_path / "runs" / "seg")
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        tile_iou = json.load(f)["test"]["mean_iou"]
+    assert tile_iou > 0.7
+    Image.fromarray(image).save(tmp_path / "whole.png")
+    test_columns = slice(int(round(image.shape[1] * 0.75)), None)
+    export = os.path.join(run_dir, "export")
+    scores = {}
+    for name, model in (("keras", run_dir), ("saved_model", os.path.join(export, "saved_model")),
+                        ("onnx", os.path.join(export, "model.onnx")), ("tflite", os.path.join(export, "model.tflite"))):
+        prediction = toolkit.load(model).predict([str(tmp_path / "whole.png")], output_dir=str(tmp_path / name))[0]
+        assert prediction["inference"].startswith("tiled:"), prediction["inference"]
+        mask = np.asarray(Image.open(prediction["mask"]))
+        predicted = (mask.reshape(mask.shape[0], mask.shape[1], -1).sum(axis=-1) > 0).astype(np.int64)
+        assert predicted.shape == truth.shape
+        confusion = confusion_matrix(truth[:, test_columns], predicted[:, test_columns], 2)
+        scores[name] = segmentation_metrics(confusion, ["background", "nucleus"])["mean_iou"]
+    assert all(abs(score - tile_iou) <= 0.05 for score in scores.values()), (tile_iou, scores)
+    with open(os.path.join(export, "verify.json")) as f:
+        report = json.load(f)
+    assert report["passed"] and report["samples"] == 6  # the last sample is a 64x64 mosaic: 9 overlapping windows

@@ -16,20 +16,49 @@ def _diff(value):
     return "n/a" if value is None else f"{value:.2e}"
 
 
-def metrics_table(metrics):
-    """The numbers of a metrics dict, one per line, plus the per-class table when there is one."""
-    lines = []
+TIMING_SUFFIXES = ("_seconds", "_per_second", "realtime_factor")
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value):
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def metrics_table(metrics, indent="  "):
+    """The numbers of a metrics dict, one per line: scores first, then nested sections (e.g. validation), the
+    per-class table when there is one (its columns are whatever numbers the rows hold), and timings last.
+
+    Example:
+
+    >>> print(metrics_table({"wer": 0.1234, "decoding_seconds": 1.5}))
+      wer              0.1234
+    <BLANKLINE>
+      timings
+        decoding_seconds 1.5000
+    """
+    scores, timings, sections = [], [], []
     for key, value in metrics.items():
-        if isinstance(value, float):
-            lines.append(f"  {key:<16} {value:.4f}")
-        elif isinstance(value, int) and not isinstance(value, bool):
-            lines.append(f"  {key:<16} {value}")
+        if _is_number(value):
+            (timings if key.endswith(TIMING_SUFFIXES) else scores).append(f"{indent}{key:<16} {_number(value)}")
+        elif isinstance(value, dict) and key != "per_class" and any(_is_number(v) for v in value.values()):
+            sections.append(f"\n{indent}{key}\n" + metrics_table(value, indent + "  "))
+    lines = scores + sections
     per_class = metrics.get("per_class")
-    if per_class:
-        lines.append(f"\n  {'class':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    if isinstance(per_class, dict) and per_class:
+        columns = []
+        for row in per_class.values():
+            columns += [key for key, value in row.items() if (_is_number(value) or value is None)
+                        and key not in columns]
+        lines.append(f"\n{indent}{'class':<20} " + " ".join(f"{column:>9}" for column in columns))
         for name, row in per_class.items():
-            lines.append(f"  {name[:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} {row['f1']:>9.4f} "
-                         f"{row['support']:>8}")
+            cells = [row.get(column) for column in columns]
+            lines.append(f"{indent}{str(name)[:20]:<20} " + " ".join(
+                f"{'n/a' if cell is None else _number(cell):>9}" for cell in cells))
+    if timings:
+        lines += [f"\n{indent}timings"] + [f"  {line}" for line in timings]
     return "\n".join(lines)
 
 

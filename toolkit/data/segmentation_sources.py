@@ -320,4 +320,4 @@ def load_nuclei(config, seed):
             raise DataError(f"nuclei: the {name} region {columns} holds no {tiles.size}px tile")
         splits[name] = Split(images=images[..., None], masks=masks)
     provenance = f"nuclei: {STARDIST['origin']}, tiles {tiles.size}px, test = columns {test_start}-{width}"
-    return LabelledData(finish_splits(splits, config, seed), ["background", "nucleus"], provenance)
+    return LabelledData(finish_splits(splits, config, seed), ["background", "nucleus"], provenance, tiled=True)

@@ -72,11 +72,13 @@ class Split:
 
 @dataclasses.dataclass
 class LabelledData:
-    """What an image source returns: splits, class names and provenance."""
+    """What an image source returns: splits, class names and provenance; `tiled` when the examples are tiles cut
+    from larger images (a segmentation model then predicts large images window by window)."""
 
     splits: dict
     class_names: list
     provenance: str
+    tiled: bool = False
 
 
 def split_indices(labels, fraction, seed):

@@ -4,6 +4,11 @@ feature pyramid, per-pixel classes at the input resolution.
 Model: image (float32 0..255) -> [gray->RGB] -> backbone preprocessing ->
 backbone feature extractor (strides 2..32) -> decoder -> per-pixel softmax.
 
+Images of another size than the model's are resized to it and the masks
+resized back, or, for a model trained on tiles of larger images
+(`inference.mode`), segmented window by window at their own scale
+(`toolkit.tasks.segmentation_tiles`), in every runtime.
+
 Serving: `serving_default` takes a batch of encoded images of any size and
 returns, at each image's own size, the class-index `mask` and the
 `probabilities` (padded to the largest image of the batch; `image_size`
@@ -103,6 +108,17 @@ class LossConfig(StrictModel):
     )
 
 
+class InferenceConfig(StrictModel):
+    """How a trained model segments an image of another size than data.image_size (predict, serve, exports)."""
+
+    mode: Literal["auto", "resize", "tile"] = Field(
+        "auto", description="resize: the whole image to data.image_size and the mask back (models trained on whole "
+                            "images); tile: overlapping windows of data.image_size at the image's own scale, blended "
+                            "(models trained on tiles of larger images); auto: tile when the data source trains on "
+                            "tiles (nuclei), resize otherwise")
+    overlap: float = Field(0.25, ge=0.0, le=0.9, description="tile: share of each window that overlaps the next one")
+
+
 class SegmentationExportConfig(ExportConfig):
     """Export settings; parity counts agreeing pixels."""
 
@@ -118,6 +134,8 @@ class SegmentationRecipe(ImageRecipe):
     data: SegmentationDataConfig = Field(default_factory=SegmentationDataConfig, description="data")
     model: SegmentationModelConfig = Field(..., description="backbone and decoder")
     loss: LossConfig = Field(default_factory=LossConfig, description="loss")
+    inference: InferenceConfig = Field(default_factory=InferenceConfig,
+                                       description="how images of other sizes are segmented")
     export: SegmentationExportConfig = Field(default_factory=SegmentationExportConfig,
                                              description="export and verification")
 
@@ -343,6 +361,11 @@ class SegmentationTask(ImageTask):
         metadata["palette"] = palette(len(self.class_names))
         metadata["ignore_index"] = self.recipe.data.ignore_index
         metadata["decoder"] = self.recipe.model.decoder.name
+        inference = self.recipe.inference
+        mode = inference.mode
+        if mode == "auto":
+            mode = "tile" if getattr(self.data, "tiled", False) else "resize"
+        metadata["inference"] = {"mode": mode, "overlap": inference.overlap}
         return metadata
 
     # Evaluation ---------------------------------------------------------
@@ -397,8 +420,12 @@ class SegmentationTask(ImageTask):
             f"- Labels every pixel with one of {len(metadata.get('class_names', []))} classes "
             f"({', '.join(metadata.get('class_names', [])[:12])}), for images like the training data "
             f"({metadata.get('data_provenance', '')}).",
-            f"- Images are resized to {size} for the network and the masks resized back; thin structures "
-            "smaller than a few pixels at that size are lost.",
+            (f"- Images of any size are segmented at their own scale in overlapping {size} windows (the model was "
+             "trained on tiles of that size), blended; objects much larger than a window, or images at another "
+             "scale than the training images, segment worse."
+             if inference_settings(metadata)[0] == "tile" else
+             f"- Images are resized to {size} for the network and the masks resized back; thin structures "
+             "smaller than a few pixels at that size are lost."),
             "- IoU is measured at the model resolution on the test split named above.",
         ]
 
@@ -413,28 +440,35 @@ class SegmentationTask(ImageTask):
         return ["predictions.png"]
 
     # Serving and export -------------------------------------------------
+    def verification_samples(self, count):
+        """Held-out test images; for a tiled model the last one is a 2x2 mosaic of test tiles, so verification
+        also covers an image that several overlapping windows segment."""
+        samples = super().verification_samples(count)
+        if inference_settings(self.model_metadata())[0] == "tile" and len(samples) >= 4 and count > 1:
+            first = samples[:4]
+            if len({image.shape for image in first}) == 1:
+                mosaic = np.concatenate([np.concatenate(first[:2], axis=1), np.concatenate(first[2:], axis=1)])
+                samples = samples[:count - 1] + [mosaic]
+        return samples
+
     def serving_signatures(self, model):
         import tensorflow as tf
 
-        from toolkit.data.images import decode_image, resize_image
+        from toolkit.data.images import decode_image
 
-        size = tuple(self.recipe.data.image_size)
         channels = self.recipe.data.channels
         count = len(self.class_names)
-
-        def at_size(images, height_width):
-            probabilities = model(resize_image(images, size), training=False)
-            return tf.image.resize(probabilities, height_width, method="bilinear")
+        at_size = segmenter_tf(lambda images: model(images, training=False), self.model_metadata())
 
         def serve_bytes(image_bytes):
-            # Explicit while loops: images differ in size, so each is decoded,
-            # segmented and resized back on its own, then padded to the largest.
+            # Explicit while loops: images differ in size, so each is decoded and
+            # segmented at its own size (resized or tiled), then padded to the largest.
             total = tf.shape(image_bytes)[0]
 
             def segment(index, outputs, sizes):
                 image = decode_image(image_bytes[index], channels)
                 shape = tf.shape(image)[:2]
-                return index + 1, outputs.write(index, at_size(image[None], shape)[0]), sizes.write(index, shape)
+                return index + 1, outputs.write(index, at_size(image[None])[0]), sizes.write(index, shape)
 
             outputs = tf.TensorArray(tf.float32, size=total, infer_shape=False,
                                      element_shape=tf.TensorShape([None, None, count]))
@@ -458,7 +492,7 @@ class SegmentationTask(ImageTask):
             return {"mask": masks.stack(), "probabilities": padded.stack(), "image_size": sizes}
 
         def serve_image(images):
-            probabilities = at_size(images, tf.shape(images)[1:3])
+            probabilities = at_size(images)
             return {"mask": tf.argmax(probabilities, axis=-1, output_type=tf.int32), "probabilities": probabilities}
 
         return {
@@ -485,18 +519,13 @@ class SegmentationTask(ImageTask):
 
     @classmethod
     def reference_outputs(cls, model, samples, metadata, endpoint):
-        import tensorflow as tf
-
-        from toolkit.data.images import resize_image
+        from toolkit.data.image_io import resize_bilinear
 
         size = tuple(metadata["image_size"])
-        outputs = []
-        for image in samples:
-            probabilities = model(resize_image(image, size)[None], training=False)
-            if endpoint != "onnx":
-                probabilities = tf.image.resize(probabilities, image.shape[:2], method="bilinear")
-            outputs.append(np.asarray(probabilities)[0])
-        return outputs
+        if endpoint == "onnx":  # the network itself, at the model size
+            return [np.asarray(model(resize_bilinear(image, size)[None], training=False))[0] for image in samples]
+        segment = segmenter(lambda batch: np.asarray(model(batch, training=False)), metadata, tensorflow=True)
+        return [segment(image) for image in samples]
 
     @classmethod
     def export_outputs(cls, format_name, artifact, samples, metadata):
@@ -524,9 +553,8 @@ class SegmentationTask(ImageTask):
     @classmethod
     def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
         """Writes a colour mask PNG, an overlay PNG and a JSON of class areas per input."""
-        size, channels = tuple(metadata["image_size"]), metadata["channels"]
+        channels = metadata["channels"]
         images = cls.read_inputs(inputs, channels, with_tensorflow=runtime != "onnx")
-        masks = []
         if runtime == "saved_model":
             import tensorflow as tf
 
@@ -542,20 +570,12 @@ class SegmentationTask(ImageTask):
                 masks = [handle.signatures["serve_image"](images=tf.constant(image[None]))["mask"].numpy()[0]
                          for image in images]
         elif runtime == "keras":
-            import tensorflow as tf
-
-            from toolkit.data.images import resize_image
-
-            batch = stack_batch(images, size, lambda image: resize_image(image, size).numpy())
-            probabilities = handle.predict_on_batch(batch)
-            masks = [np.argmax(tf.image.resize(p[None], image.shape[:2]).numpy()[0], -1)
-                     for p, image in zip(probabilities, images)]
+            segment = segmenter(lambda batch: handle.predict_on_batch(batch), metadata, tensorflow=True)
+            masks = [np.argmax(segment(image), -1) for image in images]
         elif runtime == "onnx":
-            from toolkit.data.image_io import resize_bilinear
-
-            batch = stack_batch(images, size, lambda image: resize_bilinear(image, size))
-            probabilities = handle.run(None, {handle.get_inputs()[0].name: batch})[0]
-            masks = [np.argmax(resize_bilinear(p, image.shape[:2]), -1) for p, image in zip(probabilities, images)]
+            name = handle.get_inputs()[0].name
+            segment = segmenter(lambda batch: handle.run(None, {name: batch})[0], metadata)
+            masks = [np.argmax(segment(image), -1) for image in images]
         else:
             raise ValueError(f"unknown runtime {runtime}")
         return [
@@ -567,7 +587,85 @@ class SegmentationTask(ImageTask):
     def format_prediction(cls, result):
         areas = sorted(result["areas"].items(), key=lambda item: -item[1]["fraction"])
         shares = ", ".join(f"{name} {entry['fraction']:.1%}" for name, entry in areas if entry["pixels"])
-        return f"{result['input']}: {shares} -> {result['mask']}, {result['overlay']}"
+        how = f" ({result['inference']})" if result.get("inference") else ""
+        return f"{result['input']}: {shares}{how} -> {result['mask']}, {result['overlay']}"
+
+
+def inference_settings(metadata):
+    """(mode, overlap) of a trained model: "tile" or "resize" (runs written before tiling existed resize)."""
+    inference = metadata.get("inference") or {}
+    return inference.get("mode", "resize"), float(inference.get("overlap", 0.25))
+
+
+def describe_inference(image_shape, metadata):
+    """One line on how an image of `image_shape` is segmented by the model."""
+    size = tuple(metadata["image_size"])
+    mode, overlap = inference_settings(metadata)
+    if mode == "tile":
+        from toolkit.tasks.segmentation_tiles import describe
+
+        return describe(image_shape, size, overlap)
+    if tuple(image_shape[:2]) == size:
+        return f"whole image at the model size {size[0]}x{size[1]}"
+    return (f"resized: {image_shape[0]}x{image_shape[1]} -> {size[0]}x{size[1]} for the network, the mask resized "
+            "back")
+
+
+def segmenter(predict_batch, metadata, tensorflow=False):
+    """A function uint8 image (H, W, C) -> float32 class probabilities (H, W, classes) at the image's size.
+
+    Args:
+        predict_batch: callable. float32 [n, height, width, channels] at the model size -> probabilities.
+        metadata: dict. The model's metadata (image size, inference mode).
+        tensorflow: bool. Resize with TensorFlow (the Keras reference) instead of NumPy; both agree to float
+            rounding.
+    """
+    from toolkit.data.image_io import resize_bilinear
+
+    size = tuple(metadata["image_size"])
+    mode, overlap = inference_settings(metadata)
+    if mode == "tile":
+        from toolkit.tasks.segmentation_tiles import tiled_probabilities
+
+        return lambda image: tiled_probabilities(image, predict_batch, size, overlap)
+
+    def resize(array, height_width):
+        if tensorflow:
+            import tensorflow as tf
+
+            return tf.image.resize(np.asarray(array, np.float32), height_width, method="bilinear").numpy()
+        return resize_bilinear(array, height_width)
+
+    def segment(image):
+        probabilities = np.asarray(predict_batch(resize(image, size)[None]), np.float32)[0]
+        return probabilities if image.shape[:2] == size else resize(probabilities, image.shape[:2])
+
+    return segment
+
+
+def segmenter_tf(model, metadata):
+    """In-graph `segmenter` for serving signatures: float32/uint8 images [batch, H, W, C] -> probabilities
+    [batch, H, W, classes] at their own size."""
+    import tensorflow as tf
+
+    size = tuple(metadata["image_size"])
+    count = len(metadata["class_names"])
+    mode, overlap = inference_settings(metadata)
+    if mode == "tile":
+        from toolkit.tasks.segmentation_tiles import tiled_probabilities_tf
+
+        def segment(images):
+            images = tf.cast(images, tf.float32)
+            return tf.map_fn(lambda image: tiled_probabilities_tf(image, model, size, overlap, count), images,
+                             fn_output_signature=tf.TensorSpec([None, None, count], tf.float32))
+
+        return segment
+
+    def segment(images):
+        resized = tf.image.resize(tf.cast(images, tf.float32), size, method="bilinear")
+        return tf.image.resize(model(resized), tf.shape(images)[1:3], method="bilinear")
+
+    return segment
 
 
 def write_prediction(name, image, mask, metadata, output_dir):
@@ -593,6 +691,7 @@ def write_prediction(name, image, mask, metadata, output_dir):
         for i, label in enumerate(metadata["class_names"])
     }
     result = {"input": str(name), "height": int(mask.shape[0]), "width": int(mask.shape[1]),
+              "inference": describe_inference(image.shape, metadata),
               "mask": paths["mask"], "overlay": paths["overlay"], "areas": areas}
     json_path = os.path.join(output_dir, f"{stem}.json")
     write_json(json_path, result)
