@@ -154,6 +154,42 @@ def test_predict_rejects_a_non_image_in_one_line(trained_run, tmp_path):
         assert result.stderr.count("\n") == 1 and "not a readable image" in result.stderr
 
 
+def test_predict_reports_each_unreadable_file_and_predicts_the_rest(trained_run, tmp_path):
+    samples = os.path.join(trained_run["run_dir"], "export", "samples")
+    good = [os.path.join(samples, "000.png"), os.path.join(samples, "001.png")]
+    bogus = tmp_path / "broken.png"
+    bogus.write_bytes(b"\x89PNG not really")
+    missing = str(tmp_path / "gone.jpg")
+    for model in (os.path.join(trained_run["run_dir"], "export", "model.onnx"), trained_run["run_dir"]):
+        result = run_cli("predict", model, good[0], str(bogus), good[1], missing, env=trained_run["env"])
+        assert result.returncode == 2, result.stderr
+        assert [line.split(": ")[0] for line in result.stdout.splitlines()] == good, result.stdout
+        errors = result.stderr.splitlines()
+        assert len(errors) == 2 and "broken.png" in errors[0] and "gone.jpg" in errors[1], result.stderr
+        assert all(line.startswith("toolkit predict: error: ") for line in errors)
+        assert "Traceback" not in result.stderr
+
+
+def test_the_python_api_imports_tensorflow_without_its_log_lines(trained_run):
+    code = ("import toolkit\n"
+            f"model = toolkit.load({trained_run['run_dir']!r})\n"
+            f"print(model.predict([{os.path.join(trained_run['run_dir'], 'export', 'samples', '000.png')!r}])[0]"
+            "['top_k'][0]['label'])\n")
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=environment)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() and result.stderr == "", result.stderr
+
+
+def test_open_run_and_its_error(trained_run, tmp_path):
+    import toolkit
+
+    run = toolkit.open_run(trained_run["run_dir"])
+    assert run.metrics["test"]["accuracy"] >= 0 and "training_curves.png" in run.plots()
+    with pytest.raises(toolkit.ToolkitError, match="no such run directory"):
+        toolkit.open_run(tmp_path / "nothing")
+
+
 @pytest.mark.slow
 def test_fine_tune_from_an_earlier_run(trained_run, tmp_path):
     from conftest import write_recipe
@@ -174,3 +210,44 @@ def test_fine_tune_from_an_earlier_run(trained_run, tmp_path):
     assert "run " + trained_run["run_dir"] in card
     with open(os.path.join(run_dir, "export", "verify.json")) as f:
         assert json.load(f)["passed"]
+
+
+def test_data_list_and_clean_the_cache(tmp_path):
+    home = tmp_path / "home"
+    corpus = home / "data" / "speech" / "espeak-0123456789ab"
+    (corpus / "wavs").mkdir(parents=True)
+    (corpus / "wavs" / "a.wav").write_bytes(b"\0" * 5000)
+    (corpus / "corpus.json").write_text(json.dumps({"generator": "espeak-ng 1.51", "utterances": {"train": 3},
+                                                    "audio_seconds": {"train": 120.0}, "sample_rate": 16000}))
+    (home / "data" / "bible").mkdir(parents=True)
+    (home / "data" / "bible" / "bible_en_es.tsv").write_text("x\ty\n")
+    env = {"TOOLKIT_HOME": str(home)}
+    listed = run_cli("data", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[2:]}
+    assert set(rows) == {"bible", "speech/espeak-0123456789ab", "total"}
+    assert "5.1 KB" in rows["speech/espeak-0123456789ab"] and "3 utterances, 2 min" in rows["speech/espeak-0123456789ab"]
+    wrong = run_cli("data", "clean", "speach", env=env)
+    assert wrong.returncode == 2 and "did you mean 'speech'" in wrong.stderr and wrong.stderr.count("\n") == 1
+    cleaned = run_cli("data", "clean", "speech", env=env)
+    assert cleaned.returncode == 0 and "removed speech/espeak-0123456789ab" in cleaned.stdout, cleaned.stderr
+    assert not corpus.exists() and (home / "data" / "bible").exists()
+    assert run_cli("data", "clean", "--all", env=env).returncode == 0 and not (home / "data" / "bible").exists()
+
+
+def test_predict_help_names_every_kind_of_input():
+    result = run_cli("predict", "--help")
+    text = " ".join(result.stdout.split())
+    for words in ("images", "audio files", "text files with one sentence per line", "--user"):
+        assert words in text, words
+
+
+def test_evaluate_tables_keep_timings_apart_from_the_metrics():
+    from toolkit.reports import metrics_table
+
+    table = metrics_table({"bleu": 23.6, "chrf": 51.2, "examples": 100, "decoding_seconds": 105.7,
+                           "validation": {"bleu": 25.0, "decoding_seconds": 9.0}})
+    scores, _, rest = table.partition("\n\n  validation")
+    assert "decoding_seconds" not in scores and "bleu" in scores
+    assert rest.index("decoding_seconds") > rest.index("bleu")
+    assert table.rstrip().endswith("timings\n    decoding_seconds 105.7000")

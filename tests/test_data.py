@@ -172,3 +172,26 @@ def test_tfds_download_offline_fails_fast(tmp_path, monkeypatch):
                         tfds_data_dir=str(tmp_path / "tfds"))
     with pytest.raises(DataError, match="this machine is offline"):
         SOURCES.get("tfds")(recipe.data, 0)
+
+
+def test_each_skip_reason_is_worded_on_its_own_and_normal_filtering_is_a_note():
+    import toolkit.data.recommendation_sources  # noqa: F401 - registers the words of its reasons
+    import toolkit.data.translation_sources  # noqa: F401
+    from toolkit.data.skips import skip_lines
+
+    lines = skip_lines({
+        "train": {"skipped": 3, "skipped_reasons": {"different verse division": 2, "no tab": 1}},
+        "validation": {"skipped": 11, "skipped_reasons": {"unknown_item": 11}},
+        "test": {"skipped": 2, "skipped_files": ["a.png: not a readable image", "b.png: not a readable image"]},
+    })
+    assert len(lines) == 2
+    warning, note = lines
+    assert warning.startswith("warning: skipped examples that could not be used: ")
+    assert "1 train example (1 lines without a tab between source and target)" in warning
+    assert "2 test examples (2 unreadable or invalid)" in warning
+    assert "verse" not in warning and "training split" not in warning
+    assert note.startswith("note: left out ")
+    assert "2 train examples (2 verses the two Bibles divide differently)" in note
+    assert "11 validation examples (11 ratings of items not in the training split" in note
+    assert "unreadable" not in note
+    assert skip_lines({"train": {"skipped": 0, "skipped_reasons": {}}}) == []

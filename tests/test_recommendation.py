@@ -175,6 +175,12 @@ def test_rating_model_from_retrieval_towers(retrieval_run):
     assert json.load(open(os.path.join(rating.path, "export", "verify.json")))["passed"]
     pair = toolkit.load(os.path.join(rating.path, "export", "model.onnx")).predict([{"user": "u0", "item": "i0"}])
     assert set(pair[0]) == {"user", "item", "score"}
+    for model in (rating.path, os.path.join(rating.path, "export", "saved_model"),
+                  os.path.join(rating.path, "export", "model.onnx")):  # answers stay on the 1-5 scale of the data
+        loaded = toolkit.load(model)
+        scores = [entry["score"] for row in loaded.predict(["u0", "u1", "u2"]) for entry in row["items"]]
+        scores += [row["score"] for row in loaded.predict([{"user": f"u{n}", "item": f"i{n}"} for n in range(9)])]
+        assert all(1.0 <= score <= 5.0 for score in scores), (model, scores)
     with pytest.raises(ToolkitError, match="embedding_dim"):
         make_task(planted_recipe(root, table, kind="rating", towers=f"run:{run.path}", embedding_dim=4,
                                  user_features=False, item_features=False)).build_model()
@@ -237,3 +243,50 @@ def test_item_titles_embedded_by_a_pretrained_text_backbone(tmp_path):
 
     with pytest.raises(ToolkitError, match="could not be loaded"):
         make_task(planted_recipe(tmp_path, table, item_text={"backbone": f"hub:{tmp_path}/missing"})).build_model()
+
+
+def test_a_rating_model_answers_within_the_rating_scale_of_its_data():
+    """A network that predicts 5.18 and more answers 5.0 (the top of the training ratings) in every runtime, while
+    items are still ranked by the network's own scores."""
+    import keras
+    import tensorflow as tf
+
+    from toolkit.tasks.recommendation import Scorer, Server, pack_ints
+
+    user, item = keras.Input((), dtype="int32"), keras.Input((), dtype="int32")
+    predicted = keras.layers.Lambda(lambda pair: 5.18 + 0.01 * keras.ops.cast(pair[1], "float32"))([user, item])
+    model = keras.Model([user, item], predicted)
+    metadata = {"kind": "rating", "rating_scale": [1.0, 5.0], "clip_to_rating_scale": True,
+                "user_ids": ["a", "b"], "item_ids": ["x", "y", "z"], "item_titles": ["X", "Y", "Z"],
+                "seen": {"offsets": pack_ints([0, 0, 0]), "items": pack_ints([])}, "popular": [0, 1, 2],
+                "unknown_ids": "error", "top_k": 3}
+    scorer = Scorer(model, metadata)
+    assert scorer.ratings([0, 1], [0, 2]).tolist() == [5.0, 5.0]
+    ranked = scorer.recommend(np.array([0]), 3)[0]
+    assert [entry["item"] for entry in ranked] == ["z", "y", "x"] and {e["score"] for e in ranked} == {5.0}
+    server = Server(model, metadata)
+    assert server.score(tf.constant(["a"]), tf.constant(["y"]))["score"].numpy().tolist() == [5.0]
+    assert set(server.recommend(tf.constant(["b"]), tf.constant(3))["scores"].numpy().ravel().tolist()) == {5.0}
+    older = {**metadata, "clip_to_rating_scale": False}  # runs written before clipping answer as they did
+    assert Scorer(model, older).ratings([0], [0]).tolist() == pytest.approx([5.18])
+
+
+def test_an_unknown_numeric_id_gets_the_range_not_similar_strings():
+    from toolkit.tasks.recommendation import _close_ids
+
+    known = [str(n) for n in range(1, 1683)]
+    hint = _close_ids("99999", known)
+    assert "999" not in hint.replace("99999", "") and hint == " (training ids run from 1 to 1682)"
+    assert "u12" in _close_ids("u121", ["u12", "i7"])  # names still get close matches
+
+
+def test_the_phase_line_names_no_backbone_for_a_model_trained_whole(tmp_path):
+    import toolkit
+
+    recipe = planted_recipe(tmp_path, planted_table(tmp_path / "plays.csv"))
+    recipe.train.epochs = 1
+    recipe.export.formats = []
+    lines = []
+    toolkit.train(recipe, log=lines.append)
+    phases = [line for line in lines if line.startswith("phase ")]
+    assert phases == ["phase train: epochs 1-1, learning rate 0.01"], lines

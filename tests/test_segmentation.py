@@ -435,3 +435,19 @@ def test_a_model_trained_on_tiles_segments_a_whole_image_tile_by_tile_in_every_r
     with open(os.path.join(export, "verify.json")) as f:
         report = json.load(f)
     assert report["passed"] and report["samples"] == 6  # the last sample is a 64x64 mosaic: 9 overlapping windows
+
+
+@pytest.mark.slow
+def test_python_predict_keeps_masks_in_memory_unless_given_an_output_dir(trained_segmentation, tmp_path,
+                                                                          monkeypatch):
+    import toolkit
+
+    monkeypatch.chdir(tmp_path)
+    image = os.path.join(trained_segmentation["data"], "images", "s003.png")
+    result = toolkit.load(trained_segmentation["run_dir"]).predict([image])[0]
+    assert os.listdir(tmp_path) == []  # nothing written into the working directory
+    mask = result["mask"]
+    assert isinstance(mask, np.ndarray) and mask.shape == (result["height"], result["width"])
+    assert sum(entry["pixels"] for entry in result["areas"].values()) == mask.size
+    written = toolkit.load(trained_segmentation["run_dir"]).predict([image], output_dir=str(tmp_path / "out"))[0]
+    assert os.path.isfile(written["mask"]) and os.path.isfile(written["overlay"])

@@ -464,3 +464,15 @@ def test_tfds_offline_or_without_name_is_a_clear_error(tmp_path, monkeypatch):
         load(SpeechDataConfig(source="tfds", tfds_name="librispeech", tfds_data_dir=str(tmp_path)))
     with pytest.raises(DataError, match="data.download is false"):
         load(SpeechDataConfig(source="tfds", tfds_name="librispeech", tfds_data_dir=str(tmp_path), download=False))
+
+
+def test_headerless_raw_audio_is_one_line_with_the_conversion(tmp_path):
+    from toolkit.data.audio_io import read_audio
+
+    raw = tmp_path / "clip.raw"
+    raw.write_bytes(np.zeros(1600, np.int16).tobytes())
+    with pytest.raises(DataError) as caught:
+        read_audio(str(raw))
+    message = str(caught.value)
+    assert "headerless raw audio" in message and "sox -t raw" in message and "\n" not in message
+    assert "samplerate must be specified" not in message

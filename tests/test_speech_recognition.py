@@ -350,3 +350,11 @@ def test_tflite_export_of_the_acoustic_model(tiny_run, tmp_path):
     assert lite == toolkit.load(run_dir).predict([clip])[0]["transcript"]
     refused = run_cli("export", run_dir, "--format", "tflite_int8")
     assert refused.returncode == 2 and "use tflite_dynamic" in refused.stderr
+
+
+def test_onnx_prediction_says_when_it_decodes_differently_from_the_model():
+    from toolkit.tasks.speech_recognition import onnx_decoding_note
+
+    assert "greedily" in onnx_decoding_note({"decoding": {"method": "beam", "beam_width": 8}})
+    assert onnx_decoding_note({"decoding": {"method": "greedy"}}) is None
+    assert onnx_decoding_note({"decoding": {"method": "lexicon"}}) is None  # the same Viterbi in NumPy

@@ -77,3 +77,34 @@ def test_same_seed_same_run(tmp_path):
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["confusion_matrix"] == b["confusion_matrix"]
     history = [np.genfromtxt(run.file("history.csv"), delimiter=",", names=True) for run in (first, second)]
     np.testing.assert_allclose(history[0]["loss"], history[1]["loss"], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_redirected_train_log_has_one_plain_line_per_epoch_and_no_tensorflow_noise(tmp_path):
+    """stdout and stderr to a file (not a terminal): no progress-bar escapes or carriage returns, at most one line
+    per epoch, and none of TensorFlow's start-up or run-time log lines."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    data = make_image_folder(tmp_path / "images", per_class=8)
+    recipe = write_recipe(tmp_path / "tiny.yaml", data, tmp_path / "runs", train={"epochs": 3, "verbose": "auto"},
+                          export={"formats": ["onnx"]})
+    environment = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL",
+                                                                                 "PYTHONWARNINGS")}
+    log = tmp_path / "train.log"
+    with open(log, "wb") as out:
+        result = subprocess.run([sys.executable, "-m", "toolkit", "train", recipe], stdout=out,
+                                stderr=subprocess.STDOUT, env=environment, cwd=REPO, timeout=600)
+    text = log.read_bytes().decode("utf-8")
+    assert result.returncode == 0, text[-3000:]
+    assert "\r" not in text and "\x1b" not in text and "\b" not in text, repr(text[:500])
+    epoch_lines = [line for line in text.splitlines() if re.match(r"\[toolkit\] epoch \d+/3: ", line)]
+    assert len(epoch_lines) == 3 and "loss" in epoch_lines[0] and "val_accuracy" in epoch_lines[0], text
+    assert not re.search(r"^Epoch \d+/\d+$", text, re.M)  # Keras's own epoch header is not printed as well
+    noise = [line for line in text.splitlines() if re.match(r"[IWEF]\d{4} |WARNING:|.*cuda|.*oneDNN", line)]
+    assert not noise, noise
+    assert len(text.splitlines()) < 60, text

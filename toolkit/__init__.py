@@ -11,6 +11,8 @@ Example:
 ...                     overrides={"train.epochs": 1})  # doctest: +SKIP
 >>> run.metrics["test"]["accuracy"], run.plot_history()  # doctest: +SKIP
 >>> toolkit.load(run.path).predict(["shoe.png"])  # doctest: +SKIP
+>>> run = toolkit.open_run("saved_models/fashion_mnist")  # doctest: +SKIP
+>>> run.metrics["test"], run.history(), run.load("onnx")  # doctest: +SKIP
 """
 
 __version__ = "0.1.0"
@@ -26,6 +28,7 @@ _API = {
     "recipe_class": "toolkit.api",
     "load_data": "toolkit.api",
     "Run": "toolkit.runs",
+    "open_run": "toolkit.runs",
     "ToolkitError": "toolkit.errors",
 }
 

@@ -18,6 +18,7 @@ import time
 
 from toolkit.config import load_recipe
 from toolkit.errors import DataError, RunError, ToolkitError, TrainingInterrupted
+from toolkit.quiet import import_tensorflow
 from toolkit.runs import Run, save_model
 
 
@@ -111,6 +112,7 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
     >>> run = toolkit.train("recipes/image_classification/fashion_mnist.yaml",
     ...                     data={"train": train_ds, "test": test_ds})  # doctest: +SKIP
     """
+    import_tensorflow()
     from toolkit.training.distribute import make_strategy
     from toolkit.training.trainer import Trainer
 
@@ -121,10 +123,13 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
         run.recover()
         recipe = run.load_recipe()
         make_strategy(recipe.train)  # before anything starts TensorFlow (multi-worker, TPU, logical CPUs)
+        _make_task(recipe, None).check_references()
         log(f"resuming {run.path}")
     else:
         recipe = _with_data(_as_recipe(recipe, overrides), data)
         make_strategy(recipe.train)  # before anything starts TensorFlow (multi-worker, TPU, logical CPUs)
+        # Files, runs, presets and voices the recipe names: checked before any data is read or run created.
+        _make_task(recipe, None).check_references()
         run = Run.create(recipe)
         recipe = run.load_recipe()
         log(f"run directory: {run.path}")
@@ -203,6 +208,7 @@ def _card(run, recipe, metadata, metrics):
 
 def open_trained(run_dir, data=None):
     """Returns (run, recipe, task, model) of a finished run (`data`: its Python datasets, as in `train`)."""
+    import_tensorflow()
     from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
 
     run = Run.open(run_dir, need_model=True)
@@ -245,6 +251,7 @@ def export(run_dir, formats=None, log=print, data=None):
 
 def verify(export_dir):
     """Re-verifies an export directory against its run's model; returns the report."""
+    import_tensorflow()
     from toolkit.export import verify_export
 
     return verify_export(export_dir)
@@ -275,6 +282,7 @@ def load_data(recipe, overrides=None, data=None):
     >>> data.splits["train"].images.shape, data.class_names[:2]  # doctest: +SKIP
     ((54000, 28, 28, 1), ['T-shirt/top', 'Trouser'])
     """
+    import_tensorflow()
     recipe = _with_data(_as_recipe(recipe, overrides), data)
     return _make_task(recipe, data).data
 

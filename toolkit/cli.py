@@ -15,40 +15,9 @@ EPILOG = "Docs: README.md. Every verb takes --help."
 
 
 def _quiet_tensorflow():
-    """Imports TensorFlow with its start-up chatter (C++ logs on fd 2) held back.
+    from toolkit.quiet import import_tensorflow
 
-    The captured text is shown only if the import fails.
-    """
-    import tempfile
-    import warnings
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" not in sys.modules and not os.environ.get("TOOLKIT_VERBOSE_TF"):
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                import tensorflow as tf
-
-                tf.config.list_physical_devices()
-                from toolkit.training.distribute import split_cpus
-
-                split_cpus()  # TOOLKIT_LOGICAL_CPUS: before anything initialises the devices
-            except BaseException:
-                os.dup2(saved, 2)
-                captured.seek(0)
-                sys.stderr.write(captured.read().decode("utf-8", "replace"))
-                raise
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-
-    warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
-    warnings.filterwarnings("ignore", message=r".*Your input ran out of data.*")
-    warnings.filterwarnings("ignore", message=r".*weights for input shape.*", category=UserWarning)
-    warnings.filterwarnings("ignore", message=r".*`input_shape` is undefined or non-square.*")
-    warnings.filterwarnings("ignore", message=r".*np\.object.*", category=FutureWarning)
+    import_tensorflow()
 
 
 def _parser():
@@ -78,15 +47,22 @@ def _parser():
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     predict = verbs.add_parser(
-        "predict", help="predict with a run, .keras, SavedModel or .onnx",
-        description="Predict with MODEL: a run directory, a .keras file, an exported SavedModel directory or "
-                    "an .onnx file (ONNX Runtime only, no TensorFlow).",
+        "predict", help="predict with a run, .keras, SavedModel, .onnx or .tflite",
+        description="Predict with MODEL: a run directory, a .keras file, an exported SavedModel directory, an .onnx "
+                    "file (ONNX Runtime only, no TensorFlow) or a .tflite file. What FILES are depends on the task: "
+                    "images (image classification, segmentation), audio files (speech recognition: WAV, or FLAC, "
+                    "OGG, MP3 with soundfile; any sample rate), text files with one sentence per line (translation; "
+                    "or sentences with --text); a recommender takes --user (and --item) instead. Unreadable files "
+                    "are reported one line each, the others predicted, and the exit code is 2.",
         epilog="Examples: toolkit predict saved_models/fashion_mnist/export/model.onnx shoe.png; "
+               "toolkit predict saved_models/nuclei_unet cells.png --output-dir masks; "
+               "toolkit predict saved_models/espeak_ctc/export/model.onnx clip.wav; "
+               "toolkit predict saved_models/bible_en_es --text 'In the beginning'; "
                "toolkit predict saved_models/movielens_retrieval --user 42 --k 10",
     )
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument("inputs", metavar="FILES", nargs="*",
-                         help="input files: images; for a translation model, text files with one sentence per line")
+                         help="input files: images, audio files, or text files with one sentence per line (translation)")
     predict.add_argument("--text", action="append", default=[],
                          help="translation: a sentence to translate (repeatable)")
     predict.add_argument("--user", action="append", default=[],
@@ -154,11 +130,25 @@ def _parser():
                                description="List what the toolkit knows.")
     listing.add_argument("what", choices=["recipes", "backbones", "tasks", "formats", "sources"])
 
-    data = verbs.add_parser("data", help="fetch or synthesize offline datasets",
+    data = verbs.add_parser("data", help="fetch, synthesize, list or clean offline datasets",
                             description="Fetch offline datasets into the toolkit's data cache ($TOOLKIT_HOME/data), "
-                                        "or speak a synthetic speech corpus.")
+                                        "speak a synthetic speech corpus, write TFRecords, or list and clean the "
+                                        "cache.")
     data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
     data_verbs.required = True
+    data_verbs.add_parser("list", help="list the data cache with sizes",
+                          description="List the entries of the data cache ($TOOLKIT_HOME/data): fetched datasets, "
+                                      "the aligned Bible, one synthetic speech corpus per espeak setting (about "
+                                      "225 MB each), with size, last change and what each is.")
+    clean = data_verbs.add_parser(
+        "clean", help="remove entries of the data cache",
+        description="Remove entries of the data cache by name (as toolkit data list shows them; a folder name such "
+                    "as speech removes every corpus under it), or all of it with --all. A run that needs an entry "
+                    "again fetches or rebuilds it.",
+        epilog="Examples: toolkit data clean speech/espeak-1a2b3c4d5e6f; toolkit data clean speech; "
+               "toolkit data clean --all")
+    clean.add_argument("entries", metavar="ENTRY", nargs="*", help="entry names from toolkit data list")
+    clean.add_argument("--all", action="store_true", help="remove every entry")
     fetch = data_verbs.add_parser("fetch", help="download and extract a dataset",
                                   description="nuclei: the stardist wheel's sample image and mask; movielens: "
                                               "MovieLens-100k (ratings, movies, users) from the recbole wheel "
@@ -228,18 +218,32 @@ def main(argv=None):
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from toolkit.errors import ToolkitError
+    from toolkit.progress import reporting
 
     handler = globals()[f"_cmd_{args.verb}"]
     try:
-        return handler(args) or 0
+        with reporting(_log):
+            return handler(args) or 0
     except ToolkitError as error:
+        _end_line()
         print(f"toolkit {args.verb}: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt as interrupt:
+        _end_line()
         run_dir = getattr(interrupt, "run_dir", None)
         hint = f"; resume with: toolkit train --resume {run_dir}" if run_dir else ""
         print(f"toolkit {args.verb}: interrupted{hint}", file=sys.stderr)
         return 130
+
+
+def _end_line():
+    """Ends a progress bar that was cut off mid-line on the terminal, so the message starts on its own line."""
+    try:
+        if sys.stdout.isatty():
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+    except (ValueError, OSError):
+        pass
 
 
 # --------------------------------------------------------------------- verbs
@@ -306,16 +310,30 @@ def _cmd_predict(args):
     if not inputs:
         hint = {"text": " or --text", "user": " (recommenders: --user ID)"}.get(model.metadata.get("input"), "")
         raise ToolkitError("predict: give input files" + hint)
-    results = model.predict(inputs, top_k=args.top_k, output_dir=args.output_dir)
+    errors = []
+    results = model.predict(inputs, top_k=args.top_k, output_dir=args.output_dir, errors=errors)
     for result in results:  # e.g. a text longer than the model's max_length, translated from its start
         if result.get("warning"):
             print(f"toolkit predict: warning: {str(result.get('input'))[:60]!r}: {result['warning']}", file=sys.stderr)
+    for note in dict.fromkeys(result["note"] for result in results if result.get("note")):  # once each
+        print(f"toolkit predict: note: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"model": os.path.abspath(args.model), "runtime": model.runtime, "predictions": results},
-                         indent=2))
-        return
-    for result in results:
-        print(model.format(result))
+        print(json.dumps({"model": os.path.abspath(args.model), "runtime": model.runtime, "predictions": results,
+                          **({"errors": [{"input": str(item), "error": message} for item, message in errors]}
+                             if errors else {})}, indent=2, default=_json_value))
+    else:
+        for result in results:
+            print(model.format(result))
+    for _, message in errors:  # the readable inputs were predicted; each unreadable one is one line
+        print(f"toolkit predict: error: {message}", file=sys.stderr)
+    return 2 if errors else None
+
+
+def _json_value(value):
+    """JSON for values a result may hold besides plain ones (NumPy arrays and numbers)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _read_lines(paths):
@@ -456,6 +474,20 @@ def _cmd_list(args):
 
 
 def _cmd_data(args):
+    if args.data_verb in ("list", "clean"):
+        from toolkit.data.cache import cache_entries, format_entries, human_size, remove_entries
+        from toolkit.errors import ToolkitError
+
+        if args.data_verb == "list":
+            print(format_entries(cache_entries()))
+            return None
+        if args.all == bool(args.entries):
+            raise ToolkitError("data clean: give entry names (toolkit data list) or --all, not both or neither")
+        removed = remove_entries([entry.name for entry in cache_entries()] if args.all else args.entries)
+        for entry in removed:
+            print(f"removed {entry.name} ({human_size(entry.size)})")
+        print(f"freed {human_size(sum(entry.size for entry in removed))}" if removed else "nothing to remove")
+        return None
     if args.data_verb == "synth-speech":
         return _synth_speech(args)
     if args.data_verb == "to-tfrecord":

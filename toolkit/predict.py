@@ -15,7 +15,8 @@ Example:
 import dataclasses
 import os
 
-from toolkit.errors import ModelFileError
+from toolkit.errors import DataError, ModelFileError
+from toolkit.quiet import import_tensorflow
 
 
 @dataclasses.dataclass
@@ -40,7 +41,7 @@ class LoadedModel:
 
         return task_class(self.metadata["task"])
 
-    def predict(self, inputs, top_k=None, output_dir=None):
+    def predict(self, inputs, top_k=None, output_dir=None, errors=None):
         """Predicts for a list of inputs (image paths or uint8 arrays for image tasks).
 
         Args:
@@ -48,17 +49,35 @@ class LoadedModel:
             top_k: int or None. Ranked answers per input (classification;
                 default: the model's top_k).
             output_dir: str or None. Where tasks that write files (masks for
-                segmentation) put them (default: ./predictions).
+                segmentation) put them; None: results stay in memory.
+            errors: list or None. None: an unreadable input fails the call. A
+                list: the readable inputs are predicted and each unreadable
+                one is appended to it as (input, one-line message).
 
         Returns:
-            A list with one result dict per input.
+            A list with one result dict per (readable) input.
         """
         if not inputs:
             raise ModelFileError("predict: give at least one input")
         # A TFLite session answers like an ONNX Runtime one (toolkit.export.tflite.TfliteSession).
         runtime = "onnx" if self.runtime == "tflite" else self.runtime
-        return self.task_class.predict(runtime, self.handle, self.metadata, list(inputs), top_k=top_k,
-                                       output_dir=output_dir)
+
+        def run(items):
+            return self.task_class.predict(runtime, self.handle, self.metadata, list(items), top_k=top_k,
+                                           output_dir=output_dir)
+
+        try:
+            return run(inputs)
+        except DataError:
+            if errors is None or len(inputs) == 1:
+                raise
+        results = []  # one input at a time, to tell the unreadable ones from the rest
+        for item in inputs:
+            try:
+                results.extend(run([item]))
+            except DataError as error:
+                errors.append((item, str(error)))
+        return results
 
     def format(self, result):
         """One result dict of `predict` as the text `toolkit predict` prints."""
@@ -99,6 +118,8 @@ def _load_keras(path):
 
     from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
 
+    import_tensorflow()
+
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path} is not a Keras .keras file (not a zip archive); give a run directory or the "
                              "model.keras that toolkit train wrote")
@@ -111,12 +132,16 @@ def _load_keras(path):
 def _load_saved_model(path):
     from toolkit.export.saved_model import load_saved_model, read_saved_model_metadata
 
+    import_tensorflow()
+
     metadata = read_saved_model_metadata(path)
     return LoadedModel(path, "saved_model", load_saved_model(path), metadata)
 
 
 def _load_tflite(path):
     from toolkit.export.tflite import load_tflite, read_tflite_metadata
+
+    import_tensorflow()
 
     return LoadedModel(path, "tflite", load_tflite(path), read_tflite_metadata(path))
 

@@ -215,6 +215,22 @@ class Run:
         return verify(self.export_dir)
 
 
+def open_run(path):
+    """Opens an existing run directory (one `toolkit train` wrote) to look at or use its model.
+
+    Example:
+
+    >>> import toolkit  # doctest: +SKIP
+    >>> run = toolkit.open_run("saved_models/fashion_mnist")  # doctest: +SKIP
+    >>> run.metrics["test"]["accuracy"], run.plots()  # doctest: +SKIP
+    >>> run.load("onnx").predict(["shoe.png"])  # doctest: +SKIP
+
+    Raises:
+        RunError: `path` is not a run directory.
+    """
+    return Run.open(os.fspath(path))
+
+
 def save_model(model, path, metadata):
     """Saves a Keras model atomically with toolkit metadata inside the archive.
 

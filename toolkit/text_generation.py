@@ -359,6 +359,47 @@ def greedy_ids_numpy(logits_of, encoder_input, start_ids, pad, eos, steps):
     return decoder
 
 
+def beam_ids_numpy(logits_of, encoder_input, start_ids, pad, eos, steps, beam_width, length_penalty=0.0):
+    """Beam search without a cache around `logits_of(encoder_input, decoder_ids) -> logits` (an ONNX session),
+    step for step as `Translator.generate` with KerasHub's `BeamSampler`: log-softmax scores, the top
+    `beam_width` continuations of all beams, a finished beam continued with padding at log-probability 0, every
+    beam kept, then re-ranked with the GNMT length penalty `((5 + length) / 6) ** length_penalty`.
+
+    Returns:
+        int32 [batch, len(start_ids) + at most `steps`] ids of the best beam of each row, starting with `start_ids`.
+    """
+    batch, first = len(encoder_input), len(start_ids)
+    encoder = np.repeat(np.asarray(encoder_input), beam_width, axis=0)
+    decoder = np.tile(np.asarray([start_ids], np.int32), (batch * beam_width, 1))
+    scores = np.tile(np.asarray([0.0] + [-1e9] * (beam_width - 1), np.float32), batch)
+    rows = np.arange(batch)[:, None]
+    for _ in range(steps):
+        done = np.any(decoder[:, first:] == eos, axis=1)
+        if done.all():
+            break
+        logits = np.asarray(logits_of(encoder, decoder), np.float32)[:, -1, :]
+        vocabulary = logits.shape[-1]
+        frozen = np.full(vocabulary, -1e9, np.float32)
+        frozen[pad] = 0.0
+        logits = np.where(done[:, None], frozen[None, :], logits)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            candidates = (np.log(probabilities) + scores[:, None]).reshape(batch, beam_width * vocabulary)
+        best = np.argsort(-candidates, axis=1, kind="stable")[:, :beam_width]
+        scores = np.take_along_axis(candidates, best, axis=1).reshape(-1).astype(np.float32)
+        decoder = decoder.reshape(batch, beam_width, -1)[rows, best // vocabulary].reshape(batch * beam_width, -1)
+        decoder = np.concatenate([decoder, (best % vocabulary).reshape(-1, 1).astype(np.int32)], axis=1)
+    scores = scores.reshape(batch, beam_width)
+    beams = decoder.reshape(batch, beam_width, -1)
+    if length_penalty:
+        generated = beams[:, :, first:]
+        ended_before = np.cumsum(generated == eos, axis=2) - (generated == eos) > 0
+        lengths = np.sum((generated != pad) & ~ended_before, axis=2).astype(np.float32)
+        scores = scores / np.power((5.0 + lengths) / 6.0, length_penalty)
+    return beams[np.arange(batch), np.argmax(scores, axis=1)]
+
+
 def proto_bytes(encoded):
     """SentencePiece model bytes from the base64 text stored in metadata."""
     return base64.b64decode(encoded.encode("ascii"))
@@ -526,8 +567,9 @@ class Translator:
             self._functions[settings] = tf.function(translate, input_signature=[tf.TensorSpec([None], tf.string)])
         return self._functions[settings]
 
-    def translate(self, texts, batch_size=64, **settings):
-        """Translates a list of strings (batched); returns a list of str."""
+    def translate(self, texts, batch_size=64, on_batch=None, **settings):
+        """Translates a list of strings (batched); returns a list of str. `on_batch(count)` is called after each
+        batch (progress)."""
         import tensorflow as tf
 
         function = self.translate_function(**settings)
@@ -535,4 +577,6 @@ class Translator:
         for start in range(0, len(texts), batch_size):
             chunk = tf.constant(list(texts[start:start + batch_size]), tf.string)
             results.extend(value.decode("utf-8") for value in function(chunk).numpy())
+            if on_batch is not None:
+                on_batch(len(results) - start)
         return results

@@ -12,6 +12,7 @@ import copy
 import io
 import json
 import os
+import re
 import struct
 import zlib
 
@@ -263,6 +264,36 @@ def test_unknown_hub_preset_of_translation_and_speech(tmp_path, capsys):
         assert nothing_left(tmp_path / "speech" / "runs")
 
 
+@pytest.mark.parametrize("task, overrides, keywords", [
+    ("speech_recognition", ["data.source=espeak", "data.espeak.test_voices=[en-martian]"],
+     ("data.espeak voice 'en-martian'", "no voice")),
+    ("speech_recognition", ["decoding.lexicon=/nonexistent/words.txt"], ("decoding.lexicon", "/nonexistent/words.txt")),
+    ("segmentation", ["model.backbone=run:saved_models/fashion_mnistt"], ("model.backbone",
+                                                                         "saved_models/fashion_mnistt:")),
+    ("recommendation", ["model.towers=run:/nonexistent/run"], ("model.towers", "no such run directory")),
+    ("translation", ["model.pretrained=hub:/nonexistent/bart"], ("model.pretrained", "no such preset directory")),
+], ids=["espeak-voice", "lexicon-file", "run-backbone", "run-towers", "preset-dir"])
+def test_outside_references_are_checked_before_any_data_is_read(task, overrides, keywords, tmp_path, capsys,
+                                                                monkeypatch):
+    """A voice, lexicon, run or preset that does not exist fails at once: no corpus is spoken, no data read, no
+    model loaded, no run directory left."""
+    if tiny_tasks.available(task) is not None:
+        pytest.skip(tiny_tasks.available(task))
+    from toolkit.tasks.base import Task
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was read before the recipe's references were checked")
+
+    monkeypatch.setattr(Task, "read_data", no_data)
+    for module, name in (("toolkit.data.speech_sources", "synthesize_corpus"),
+                         ("toolkit.backbones.build", "build_backbone")):
+        monkeypatch.setattr(module + "." + name, no_data)
+    path = tiny_tasks.write(task, tmp_path, epochs=1)
+    refused(capsys, "train", path, *overrides, keywords=keywords)
+    assert nothing_left(tmp_path / "runs")
+    assert not os.path.exists(os.path.join(os.environ["TOOLKIT_HOME"], "data", "speech"))
+
+
 # ------------------------------------------------------------ runs as backbones
 
 
@@ -356,7 +387,7 @@ def test_training_says_in_one_line_that_it_skipped_corrupt_images(tmp_path, caps
     assert status == 0, err
     warnings = [line for line in out.splitlines() if "warning: skipped" in line]
     assert len(warnings) == 1 and "could not be used" in warnings[0] and "metrics.json" in warnings[0], out
-    counts = [int(word) for word in warnings[0].replace(",", " ").split() if word.isdigit()]
+    counts = [int(count) for count in re.findall(r"(\d+) \w+ examples? \(", warnings[0])]  # "2 train examples ("
     with open(tmp_path / "runs" / "r" / "metrics.json", encoding="utf-8") as f:
         report = json.load(f)["data"]
     # the line names the training splits (read before training); the test split is read at evaluation

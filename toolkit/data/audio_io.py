@@ -88,7 +88,13 @@ def _read_soundfile(path):
                               f"install it with: {SOUNDFILE_HINT}, or convert the file to WAV")
     try:
         samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, ValueError, TypeError) as error:  # LibsndfileError is a RuntimeError
+    except TypeError as error:
+        if "samplerate must be specified" in str(error):  # headerless PCM (.raw, .pcm): nothing says its format
+            raise UnreadableAudio(path, "headerless raw audio: the file does not say its sample rate or encoding",
+                                  "convert it to WAV with its real format, e.g. sox -t raw -r 16000 -e signed -b 16 "
+                                  f"-c 1 {path} {os.path.splitext(path)[0]}.wav") from None
+        raise UnreadableAudio(path, " ".join(str(error).split())[:160])
+    except (RuntimeError, ValueError) as error:  # LibsndfileError is a RuntimeError
         raise UnreadableAudio(path, " ".join(str(error).split())[:160])
     return samples, int(rate)
 

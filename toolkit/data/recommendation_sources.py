@@ -93,9 +93,21 @@ import re
 import numpy as np
 
 from toolkit.data import user_data
+from toolkit.data.skips import describe
 from toolkit.data.translation_sources import MAX_SKIPPED_EXAMPLES, SPLITS, count_skip, empty_report, utf8_lines
 from toolkit.errors import DataError
 from toolkit.registry import Registry, did_you_mean
+
+describe("unknown_user", "ratings of users not in the training split (a recommender cannot score a user it never "
+         "saw)", expected=True)
+describe("unknown_item", "ratings of items not in the training split (new items cannot be scored until they are "
+         "trained on)", expected=True)
+describe("duplicate", "earlier ratings of a user and item rated again (the latest one is kept)", expected=True)
+describe("duplicate_id", "repeated ids in a users/items file (the last row is kept)")
+describe("missing_columns", "rows with too few columns")
+describe("empty_id", "rows without a user or item id")
+describe("bad_rating", "rows whose rating is not a number")
+describe("bad_timestamp", "rows whose timestamp is not a number")
 
 RECOMMENDATION_SOURCES = Registry("recommendation data source", DataError)
 RECOMMENDATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)

@@ -74,9 +74,18 @@ import numpy as np
 
 from toolkit.data import user_data
 from toolkit.data.audio_io import UnreadableAudio, load_audio, read_audio, resample, write_wav
+from toolkit.data.skips import describe
 from toolkit.data.translation_sources import SPLITS, count_skip, empty_report, finish_splits, utf8_lines
 from toolkit.errors import DataError
 from toolkit.registry import Registry
+
+describe("empty transcript", "utterances with an empty transcript")
+describe("characters outside the vocabulary", "transcripts with characters outside the vocabulary")
+describe("unreadable audio", "unreadable audio files")
+describe("longer than max_seconds", "utterances longer than data.max_seconds", expected=True)
+describe("no | separator", "metadata lines without a | separator")
+describe("bad id", "metadata lines with an unusable id")
+describe("class label without words", "clips labelled with a class, not words (silence, unknown)", expected=True)
 
 SPEECH_SOURCES = Registry("speech data source", DataError)
 SPEECH_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
@@ -688,12 +697,36 @@ def english_voices():
     return names
 
 
+@functools.lru_cache(maxsize=None)
+def known_voices():
+    """Every name espeak-ng takes for `-v` here, lower-cased: language codes (with the other languages a voice
+    speaks), voice names and voice files (`espeak-ng --voices`)."""
+    result = subprocess.run([_espeak_binary(), "--voices"], capture_output=True, text=True)
+    names = set()
+    for line in result.stdout.splitlines()[1:]:
+        columns = line.split()
+        if len(columns) < 5:
+            continue
+        names.update(value.lower() for value in (columns[1], columns[3], columns[4], columns[4].split("/")[-1]))
+        names.update(code.lower() for code in re.findall(r"\(([^\s()]+) \d+\)", line))
+    return names
+
+
 def check_voices(voices):
-    """Raises DataError unless every voice[+variant] makes espeak-ng speak (an unknown variant is silently ignored by
-    espeak-ng, so variants are checked against its voices/!v folder)."""
+    """Raises DataError unless every voice[+variant] makes espeak-ng speak. espeak-ng itself falls back to a default
+    voice for an unknown name (`-v en-martian` speaks en, exit 0) and ignores an unknown variant, so voices are
+    checked against `espeak-ng --voices` and variants against its voices/!v folder."""
     variants = espeak_info()["variants"]
+    known = known_voices()
     for voice in voices:
         base, _, variant = voice.partition("+")
+        if known and base.lower() not in known:
+            from toolkit.registry import did_you_mean
+
+            english = english_voices()
+            raise DataError(f"data.espeak voice {voice!r}: espeak-ng has no voice {base!r}"
+                            f"{did_you_mean(base, english)} (espeak-ng would speak it in a default voice instead); "
+                            f"English voices: {', '.join(english)}")
         if not _voice_speaks(base):
             raise DataError(f"data.espeak voice {voice!r}: espeak-ng has no voice {base!r} that speaks here "
                             f"(MBROLA voices need mbrola); English voices: {', '.join(english_voices())}")

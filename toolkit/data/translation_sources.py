@@ -50,8 +50,17 @@ import unicodedata
 import numpy as np
 
 from toolkit.data import user_data
+from toolkit.data.skips import describe
 from toolkit.errors import DataError
 from toolkit.registry import Registry, did_you_mean
+
+describe("no tab", "lines without a tab between source and target")
+describe("empty side", "pairs with an empty source or target")
+describe("not UTF-8", "lines that are not UTF-8 text")
+describe("not in the English text", "verses missing from the English Bible", expected=True)
+describe("different verse division", "verses the two Bibles divide differently", expected=True)
+describe("length mismatch (different text in the two Bibles)",
+         "verses whose two texts differ too much in length to be translations of each other", expected=True)
 
 TRANSLATION_SOURCES = Registry("translation data source", DataError)
 TRANSLATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)

@@ -14,10 +14,12 @@ Example (after `toolkit train`):
 import os
 import shutil
 import tempfile
+import time
 
 from toolkit.atomic import write_json
 from toolkit.errors import ExportError, ParityError
 from toolkit.export.formats import FORMATS, format_options
+from toolkit.progress import duration
 
 
 def export_run(run, model, task, formats, log=print):
@@ -55,6 +57,7 @@ def export_run(run, model, task, formats, log=print):
         for name in formats:
             spec = FORMATS.get(name)
             log(f"exporting {name} ...")
+            started = time.perf_counter()
             try:
                 spec.resolve("exporter")(model, task, os.path.join(staging, spec.artifact), format_options(config, name))
             except ExportError:
@@ -63,6 +66,8 @@ def export_run(run, model, task, formats, log=print):
                 if not is_write_error(error):
                     raise
                 raise write_error(f"export {name}", run.path, error) from None
+            log(f"exported {name} in {duration(time.perf_counter() - started)}")
+        log(f"verifying the exports against the Keras model on {config.verify_samples} held-out samples ...")
         report = verify_directory(staging, model, type(task), task.model_metadata(), config.parity_tolerance,
                                   config.min_agreement, config.quantized_min_agreement)
         if report["passed"]:

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from toolkit.export.formats import FORMATS
+from toolkit.progress import Progress
 
 
 def compare(reference, outputs):
@@ -99,10 +100,11 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
         "formats": {},
     }
     scales, passed = [], True
-    for name, spec in FORMATS.items():
+    present = [(name, spec) for name, spec in FORMATS.items() if os.path.exists(os.path.join(export_dir, spec.artifact))]
+    progress = Progress("verifying", total=len(present), unit="formats")
+    for name, spec in present:
+        progress.update(0)
         artifact = os.path.join(export_dir, spec.artifact)
-        if not os.path.exists(artifact):
-            continue
         handle = spec.resolve("loader")(artifact)
         endpoints = {}
         for endpoint, (outputs, like) in artifact_outputs(name, spec, task_class, handle, samples, metadata).items():
@@ -125,6 +127,8 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
             "endpoints": endpoints,
             "passed": all(e["passed"] for e in endpoints.values()),
         }
+        progress.update(1)
+    progress.close()
     report["output_scale"] = max(scales) if scales else 0.0
     report["passed"] = passed and bool(report["formats"])
     return report

@@ -55,6 +55,10 @@ class Task:
         """Returns the task's data object (as its sources return) from a `UserData`."""
         raise NotImplementedError
 
+    def check_references(self):
+        """Checks what the recipe names outside itself (files, earlier runs, presets, voices) before any data is
+        read or model built; raises a one-line RecipeError (helpers in `toolkit.references`)."""
+
     def attach_run(self, run):
         """Called before training with the run directory (new or resumed): tasks
         that learn something from the data before the model (tokenizers) keep it there."""

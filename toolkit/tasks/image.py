@@ -27,6 +27,11 @@ class ImageTask(Task):
         self.backbone = None
         self.metadata = None  # set when working on a trained model (export, evaluate)
 
+    def check_references(self):
+        from toolkit.references import check_backbone
+
+        check_backbone("model.backbone", self.recipe.model.backbone, self.recipe.model.weights)
+
     # Data ---------------------------------------------------------------
     @property
     def data(self):

@@ -317,6 +317,16 @@ class RecommendationTask(Task):
         self._server = None
         self.backbone = _Towers(recipe.model.towers is not None)
 
+    def check_references(self):
+        from toolkit.references import check_preset, check_run
+
+        model = self.recipe.model
+        if model.towers:
+            check_run("model.towers", model.towers[4:], lambda metadata: metadata.get("task") == self.name,
+                      "a recommendation run trained on the same data")
+        if model.item_text:
+            check_preset("model.item_text.backbone", model.item_text.backbone[4:], "a text encoder preset")
+
     @property
     def data(self):
         if self._data is None:
@@ -484,6 +494,8 @@ class RecommendationTask(Task):
             "unknown_ids": self.recipe.data.unknown_ids,
             "top_k": self.recipe.export.top_k,
             "rating_scale": data.info.get("rating_scale"),
+            # Rating models answer within the training ratings' range (older runs answer unclipped).
+            "clip_to_rating_scale": self.recipe.model.kind == "rating" and bool(data.info.get("rating_scale")),
             "item_text": self.recipe.model.item_text.backbone if self.recipe.model.item_text else None,
             "data_provenance": data.provenance,
         }
@@ -502,12 +514,12 @@ class RecommendationTask(Task):
                    **ranking_metrics(scores, data, split, ks)}
         if self.recipe.model.kind == "rating":
             rows = data.splits[split]
-            metrics.update(rating_metrics(scorer.scores(rows.users, rows.items), rows.ratings))
+            metrics.update(rating_metrics(scorer.ratings(rows.users, rows.items), rows.ratings))
         if split == "test" and len(data.splits.get("validation", [])):
             metrics["validation"] = ranking_metrics(scores, data, "validation", ks)
             if self.recipe.model.kind == "rating":
                 rows = data.splits["validation"]
-                metrics["validation"].update(rating_metrics(scorer.scores(rows.users, rows.items), rows.ratings))
+                metrics["validation"].update(rating_metrics(scorer.ratings(rows.users, rows.items), rows.ratings))
         if split == "test" and self.recipe.evaluation.baselines:
             metrics["baselines"] = baseline_metrics(data, split, ks)
         return metrics
@@ -599,7 +611,7 @@ class RecommendationTask(Task):
         scorer = Scorer(model, metadata)
         users, items = _indices(metadata, samples)
         if cls.reference_key(endpoint) == "scores":
-            return scorer.scores(users, items)[:, None]
+            return scorer.ratings(users, items)[:, None]
         return [" ".join(r["item"] for r in row) for row in scorer.recommend(users, int(metadata["top_k"]))]
 
     @classmethod
@@ -616,7 +628,7 @@ class RecommendationTask(Task):
         if format_name == "onnx":
             scorer = OnnxScorer(artifact, metadata)
             users, items = _indices(metadata, samples)
-            return {"onnx": scorer.scores(users, items)[:, None],
+            return {"onnx": scorer.ratings(users, items)[:, None],
                     "onnx_recommend": [" ".join(r["item"] for r in row) for row in scorer.recommend(users, k)]}
         raise ValueError(f"no verification for format {format_name}")
 
@@ -653,7 +665,7 @@ class RecommendationTask(Task):
             return _predict_saved_model(handle, metadata, users, pairs, k)
         scorer = Scorer(handle, metadata) if runtime == "keras" else OnnxScorer(handle, metadata)
         if pairs:
-            scores = scorer.scores(user_indices, items)
+            scores = scorer.ratings(user_indices, items)
             return [{"user": u, "item": str(p["item"]), "score": float(s)} for u, p, s in zip(users, pairs, scores)]
         lists = scorer.recommend(user_indices, k)
         return [{"user": u, "known": bool(i >= 0), "items": row} for u, i, row in zip(users, user_indices, lists)]
@@ -686,8 +698,13 @@ def _indices(metadata, samples):
 
 
 def _close_ids(value, known):
+    """A hint after an unknown id: similar ids for names; for numbers the range of the known ids (string
+    similarity of numbers means nothing: 99999 is not "close" to 999)."""
     import difflib
 
+    if value.strip().lstrip("-").isdigit():
+        numbers = [int(k) for k in known if k.strip().lstrip("-").isdigit()]
+        return f" (training ids run from {min(numbers)} to {max(numbers)})" if numbers else ""
     close = difflib.get_close_matches(value, known, n=3)
     return f" (close: {', '.join(close)})" if close else ""
 
@@ -727,8 +744,20 @@ def top_k_lists(scores, user_indices, metadata, k, seen=None):
         row = np.asarray(row, np.float64).copy()
         row[seen[user]] = -np.inf
         order = np.argsort(-row, kind="stable")[:k]
-        results.append([{"item": ids[i], "title": titles[i], "score": float(row[i])} for i in order])
+        shown = clip_ratings(row[order], metadata)  # ranked by the model's scores, shown within the rating scale
+        results.append([{"item": ids[i], "title": titles[i], "score": float(v)} for i, v in zip(order, shown)])
     return results
+
+
+def clip_ratings(scores, metadata):
+    """Predicted ratings clipped to the training ratings' range (rating models trained since clipping existed);
+    other scores unchanged."""
+    scale = metadata.get("rating_scale")
+    if not metadata.get("clip_to_rating_scale") or not scale:
+        return scores
+    scores = np.asarray(scores, np.float32)
+    clipped = np.clip(scores, np.float32(scale[0]), np.float32(scale[1]))
+    return np.where(np.isneginf(scores), scores, clipped)  # items a user has seen stay -inf
 
 
 class Scorer:
@@ -756,6 +785,10 @@ class Scorer:
             flat = self.scores(np.repeat(known, self.items), np.tile(everything, len(part)))
             result[start:start + len(part)] = flat.reshape(len(part), self.items) * (part >= 0)[:, None]
         return result
+
+    def ratings(self, users, items):
+        """`scores` as answers: a rating model's within the rating scale (`clip_ratings`)."""
+        return clip_ratings(self.scores(users, items), self.metadata)
 
     def recommend(self, users, k):
         return top_k_lists(self.all_scores(users), users, self.metadata, k)
@@ -831,7 +864,16 @@ class Server:
         indices = tf.where(known[:, None], indices, popular)
         values = tf.where(known[:, None], values, tf.zeros_like(values))
         return {"item_ids": tf.gather(self.item_ids, indices), "titles": tf.gather(self.titles, indices),
-                "scores": values, "known": known}
+                "scores": self._clip(values), "known": known}
+
+    def _clip(self, scores):
+        import tensorflow as tf
+
+        scale = self.metadata.get("rating_scale")
+        if not self.metadata.get("clip_to_rating_scale") or not scale:
+            return scores
+        clipped = tf.clip_by_value(scores, np.float32(scale[0]), np.float32(scale[1]))
+        return tf.where(tf.math.is_inf(scores) & (scores < 0), scores, clipped)  # seen items stay -inf
 
     def score(self, user_id, item_id):
         import tensorflow as tf
@@ -840,7 +882,7 @@ class Server:
         items = tf.cast(self.item_table.lookup(item_id), tf.int32)
         tf.debugging.assert_non_negative(items, message="unknown item id: the model knows only items seen in training")
         scores = self.network([tf.maximum(users, 0), items], training=False)
-        scores = tf.cast(tf.reshape(scores, [-1]), tf.float32)
+        scores = self._clip(tf.cast(tf.reshape(scores, [-1]), tf.float32))
         return {"score": tf.where(users >= 0, scores, tf.fill(tf.shape(scores), np.float32(np.nan))),
                 "known": users >= 0}
 

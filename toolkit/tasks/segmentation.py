@@ -552,7 +552,9 @@ class SegmentationTask(ImageTask):
     # Prediction ---------------------------------------------------------
     @classmethod
     def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
-        """Writes a colour mask PNG, an overlay PNG and a JSON of class areas per input."""
+        """One result per input: its class-index mask (an int64 array, in memory) and class areas; with
+        `output_dir`, a colour mask PNG, an overlay PNG and a JSON of the areas are written there instead and the
+        result names them (`toolkit predict` writes into ./predictions)."""
         channels = metadata["channels"]
         images = cls.read_inputs(inputs, channels, with_tensorflow=runtime != "onnx")
         if runtime == "saved_model":
@@ -579,7 +581,7 @@ class SegmentationTask(ImageTask):
         else:
             raise ValueError(f"unknown runtime {runtime}")
         return [
-            write_prediction(name, image, np.asarray(mask, np.int64), metadata, output_dir or "predictions")
+            mask_result(name, image, np.asarray(mask, np.int64), metadata, output_dir)
             for name, image, mask in zip(input_names(inputs), images, masks)
         ]
 
@@ -588,7 +590,8 @@ class SegmentationTask(ImageTask):
         areas = sorted(result["areas"].items(), key=lambda item: -item[1]["fraction"])
         shares = ", ".join(f"{name} {entry['fraction']:.1%}" for name, entry in areas if entry["pixels"])
         how = f" ({result['inference']})" if result.get("inference") else ""
-        return f"{result['input']}: {shares}{how} -> {result['mask']}, {result['overlay']}"
+        files = f" -> {result['mask']}, {result['overlay']}" if "overlay" in result else ""
+        return f"{result['input']}: {shares}{how}{files}"
 
 
 def inference_settings(metadata):
@@ -668,8 +671,20 @@ def segmenter_tf(model, metadata):
     return segment
 
 
-def write_prediction(name, image, mask, metadata, output_dir):
-    """Writes <stem>_mask.png, <stem>_overlay.png and <stem>.json; returns the result dict."""
+def mask_result(name, image, mask, metadata, output_dir=None):
+    """The result of one segmented image: {"input", "height", "width", "inference", "areas", "mask"}; "mask" is
+    the class-index array, or with `output_dir` the path of the colour mask PNG beside "overlay" and "json"
+    (`<stem>_mask.png`, `<stem>_overlay.png`, `<stem>.json`, written atomically)."""
+    counts = np.bincount(mask.ravel(), minlength=len(metadata["class_names"]))
+    total = int(counts.sum())
+    areas = {
+        label: {"pixels": int(counts[i]), "fraction": round(float(counts[i]) / total, 6)}
+        for i, label in enumerate(metadata["class_names"])
+    }
+    result = {"input": str(name), "height": int(mask.shape[0]), "width": int(mask.shape[1]),
+              "inference": describe_inference(image.shape, metadata), "mask": mask, "areas": areas}
+    if output_dir is None:
+        return result
     from PIL import Image
 
     from toolkit.atomic import atomic_path, write_json
@@ -684,15 +699,7 @@ def write_prediction(name, image, mask, metadata, output_dir):
     for kind, array in (("mask", colourise(mask, colours)), ("overlay", overlay(image, mask, colours))):
         with atomic_path(paths[kind]) as tmp:
             Image.fromarray(array).save(tmp, format="PNG")
-    counts = np.bincount(mask.ravel(), minlength=len(metadata["class_names"]))
-    total = int(counts.sum())
-    areas = {
-        label: {"pixels": int(counts[i]), "fraction": round(float(counts[i]) / total, 6)}
-        for i, label in enumerate(metadata["class_names"])
-    }
-    result = {"input": str(name), "height": int(mask.shape[0]), "width": int(mask.shape[1]),
-              "inference": describe_inference(image.shape, metadata),
-              "mask": paths["mask"], "overlay": paths["overlay"], "areas": areas}
+    result.update(mask=paths["mask"], overlay=paths["overlay"])
     json_path = os.path.join(output_dir, f"{stem}.json")
     write_json(json_path, result)
     result["json"] = json_path

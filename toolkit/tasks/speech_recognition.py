@@ -359,13 +359,17 @@ class Transcriber:
         """Objects the SavedModel must track for `function` (tokenizers)."""
         return []
 
-    def transcribe(self, waves, batch_size=16, **settings):
-        """Transcribes a list of float32 waveforms (at the model's sample rate); returns a list of str."""
+    def transcribe(self, waves, batch_size=16, on_batch=None, **settings):
+        """Transcribes a list of float32 waveforms (at the model's sample rate); returns a list of str.
+
+        `on_batch(count)` is called after each batch (progress)."""
         function = self.function(**settings)
         results = []
         for start in range(0, len(waves), batch_size):
             batch, lengths = pad_waves(waves[start:start + batch_size])
             results.extend(t.decode("utf-8") for t in function(batch, lengths).numpy())
+            if on_batch is not None:
+                on_batch(len(lengths))
         return results
 
 
@@ -425,6 +429,21 @@ class SpeechRecognitionTask(Task):
         self._whisper_entries = None
         self._transcriber = None
         self._lexicon = None
+
+    def check_references(self):
+        from toolkit.references import check_file, check_preset
+
+        recipe = self.recipe
+        if recipe.model.pretrained:
+            check_preset("model.pretrained", recipe.model.pretrained[4:], "a Whisper preset")
+        elif recipe.decoding.lexicon != "train":
+            check_file("decoding.lexicon", recipe.decoding.lexicon, "a text file with one word per line, or train "
+                       "(the words of the training transcripts)")
+        if recipe.data.source == "espeak":
+            from toolkit.data.speech_sources import check_voices
+
+            espeak = recipe.data.espeak
+            check_voices(list(espeak.voices) + list(espeak.test_voices))
 
     @property
     def whisper(self):
@@ -608,23 +627,26 @@ class SpeechRecognitionTask(Task):
         utterances = self.data.splits.get(split) or []
         if not utterances:
             raise DataError(f"data: there is no {split} split to evaluate on")
-        metrics = self._score(model, utterances)
+        metrics = self._score(model, utterances, split)
         if split == "test":
             if self.data.splits.get("validation"):
-                metrics["validation"] = self._score(model, self.data.splits["validation"])
+                metrics["validation"] = self._score(model, self.data.splits["validation"], "validation")
             for source in self.recipe.extra_tests:
                 config = self.recipe.data.model_copy(update={"source": source})
                 extra = self.sources.get(source)(config, self.recipe.train.seed, self.recipe.vocabulary)
                 metrics.setdefault("out_of_domain", {})[source] = dict(
-                    self._score(model, extra.splits["test"]), provenance=extra.provenance)
+                    self._score(model, extra.splits["test"], source), provenance=extra.provenance)
         return metrics
 
-    def _score(self, model, utterances):
+    def _score(self, model, utterances, label):
         import jiwer
+
+        from toolkit.progress import Progress
 
         transcriber = make_transcriber(model, self.model_metadata())
         started = time.time()
-        hypotheses = transcriber.transcribe([u.audio for u in utterances])
+        with Progress(f"transcribing {label}", total=len(utterances), unit="utterances") as progress:
+            hypotheses = transcriber.transcribe([u.audio for u in utterances], on_batch=progress.update)
         seconds = time.time() - started
         audio_seconds = sum(len(u.audio) for u in utterances) / self.recipe.data.sample_rate
         references = [u.text for u in utterances]
@@ -871,8 +893,9 @@ class SpeechRecognitionTask(Task):
             raise ValueError(f"unknown runtime {runtime}")
         seconds = time.time() - started
         audio = sum(len(w) for w in waves) / rate
+        note = onnx_decoding_note(metadata) if runtime == "onnx" else None
         return [{"input": name, "transcript": text, "audio_seconds": round(len(w) / rate, 2),
-                 "realtime_factor": round(seconds / max(audio, 1e-9), 4)}
+                 "realtime_factor": round(seconds / max(audio, 1e-9), 4), **({"note": note} if note else {})}
                 for name, text, w in zip(input_names(inputs), transcripts, waves)]
 
     @classmethod
@@ -893,6 +916,16 @@ def onnx_logits(session, features, decoder_ids=None):
     if decoder_ids is not None:
         feeds[names[1]] = np.asarray(decoder_ids, np.int32)
     return session.run(None, feeds)[0]
+
+
+def onnx_decoding_note(metadata):
+    """What ONNX prediction does differently from the model's own decoding (beam search runs only in the
+    TensorFlow formats), or None when it decodes the same way."""
+    method = metadata["decoding"].get("method")
+    if method != "beam":
+        return None
+    return ("decoded greedily (best path): the model's beam search runs only in its TensorFlow formats (the run "
+            "directory, .keras, SavedModel); transcripts may differ from theirs")
 
 
 def onnx_transcribe(session, waves, metadata, method=None):

@@ -163,7 +163,8 @@ class TranslationTask(Task):
     agreement_unit = "argmax per token; identical translations"
     export_notes = {
         "onnx": "the network only (token ids -> logits): tokenisation, the decoding loop and detokenisation are "
-                "string ops with no ONNX equivalent; `toolkit predict x.onnx` runs them with sentencepiece and NumPy",
+                "string ops with no ONNX equivalent; `toolkit predict x.onnx` runs them with sentencepiece and NumPy, "
+                "with the model's own decoding (greedy or the same beam search)",
     }
 
     def data_from_user(self, user):
@@ -180,6 +181,12 @@ class TranslationTask(Task):
         self.backbone = _NoBackbone()
         self.backbone.pretrained = bool(recipe.model.pretrained)
         self._hub = None
+
+    def check_references(self):
+        if self.recipe.model.pretrained:
+            from toolkit.references import check_preset
+
+            check_preset("model.pretrained", self.recipe.model.pretrained[4:], "a BART/T5 preset")
 
     def attach_run(self, run):
         """Learns the tokenizers once per run and keeps them in RUN/tokenizers/ (a resumed run reuses them)."""
@@ -423,8 +430,13 @@ class TranslationTask(Task):
         pairs = self.data.splits.get(split) or []
         if not pairs:
             raise DataError(f"data: there is no {split} split to evaluate on")
+        from toolkit.progress import Progress
+
         started = time.time()
-        hypotheses = translator.translate([s for s, _ in pairs])
+        decoding = self.recipe.decoding
+        how = f"beam {decoding.beam_width}" if decoding.method == "beam" else decoding.method
+        with Progress(f"translating {split} ({how})", total=len(pairs), unit="sentences") as progress:
+            hypotheses = translator.translate([s for s, _ in pairs], batch_size=16, on_batch=progress.update)
         seconds = time.time() - started
         references = [t for _, t in pairs]
         metrics = {"examples": len(pairs), "decoding": dict(self.recipe.decoding.model_dump()),
@@ -516,7 +528,7 @@ class TranslationTask(Task):
 
     @classmethod
     def reference_key(cls, endpoint):
-        return {"logits": "logits", "onnx": "logits", "onnx_greedy": "greedy"}.get(endpoint, "translate")
+        return {"logits": "logits", "onnx": "logits"}.get(endpoint, "translate")
 
     @classmethod
     def reference_outputs(cls, model, samples, metadata, endpoint):
@@ -527,11 +539,7 @@ class TranslationTask(Task):
             source, decoder, lengths = sample_ids(samples, metadata)
             logits = np.asarray(model([source, decoder], training=False))
             return [logits[i, :n] for i, n in enumerate(lengths)]
-        translator = Translator(model, metadata)
-        sources = [s for s, _ in samples]
-        if key == "greedy":
-            return translator.translate(sources, method="greedy")
-        return translator.translate(sources)
+        return Translator(model, metadata).translate([s for s, _ in samples])
 
     @classmethod
     def export_outputs(cls, format_name, artifact, samples, metadata):
@@ -548,7 +556,7 @@ class TranslationTask(Task):
         if format_name == "onnx":
             logits = onnx_logits(artifact, source, decoder)
             return {"onnx": [logits[i, :n] for i, n in enumerate(lengths)],
-                    "onnx_greedy": onnx_greedy_translate(artifact, metadata, sources)}
+                    "onnx_translate": onnx_translate(artifact, metadata, sources)}
         raise ValueError(f"no verification for format {format_name}")
 
     # Prediction ---------------------------------------------------------
@@ -566,7 +574,7 @@ class TranslationTask(Task):
             answer = handle.signatures["translate"](text=tf.constant(texts))["translation"].numpy()
             translations = [t.decode("utf-8") for t in answer]
         elif runtime == "onnx":
-            translations = onnx_greedy_translate(handle, metadata, texts)
+            translations = onnx_translate(handle, metadata, texts)
         else:
             raise ValueError(f"unknown runtime {runtime}")
         results = [{"input": text, "translation": translation} for text, translation in zip(texts, translations)]
@@ -749,18 +757,31 @@ def onnx_logits(session, source, decoder):
     return session.run(None, {names[0]: source.astype(np.int32), names[1]: decoder.astype(np.int32)})[0]
 
 
-def onnx_greedy_translate(session, metadata, texts, batch_size=32):
-    """Greedy decoding around the ONNX network (no cache: the prefix is re-run each step)."""
-    from toolkit.text_generation import greedy_ids_numpy
+def onnx_translate(session, metadata, texts, batch_size=32, method=None):
+    """Translates with the ONNX network and the model's own decoding (`metadata["decoding"]`: greedy, or beam
+    search with its width and length penalty), in NumPy without a cache: the prefix is re-run at each step."""
+    from toolkit.text_generation import beam_ids_numpy, greedy_ids_numpy
 
     codec = _Codec(metadata)
+    decoding = metadata["decoding"]
+    method = method or decoding["method"]
     start_ids = codec.ids["decoder_start"]
+    steps = int(decoding["max_length"]) - 1
+    beams = int(decoding.get("beam_width", 4)) if method == "beam" else 1
+    rows = max(1, batch_size // beams)  # about batch_size sequences per network call, beams included
     results = []
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start:start + batch_size]
+    for start in range(0, len(texts), rows):
+        chunk = texts[start:start + rows]
         source = codec.pad([codec.source(t) for t in chunk])
-        decoder = greedy_ids_numpy(lambda s, d: onnx_logits(session, s, d), source, start_ids, codec.ids["pad"],
-                                   codec.ids["eos"], int(metadata["decoding"]["max_length"]) - 1)
+
+        def logits_of(encoder, decoder):
+            return onnx_logits(session, encoder, decoder)
+
+        if method == "beam":
+            decoder = beam_ids_numpy(logits_of, source, start_ids, codec.ids["pad"], codec.ids["eos"], steps, beams,
+                                     float(decoding.get("length_penalty", 0.0)))
+        else:
+            decoder = greedy_ids_numpy(logits_of, source, start_ids, codec.ids["pad"], codec.ids["eos"], steps)
         results.extend(codec.decode(row[len(start_ids):]) for row in decoder)
     return results
 

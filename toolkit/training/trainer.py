@@ -196,9 +196,11 @@ class Trainer:
         """Runs (or resumes) all phases; returns the model with the best weights."""
         import keras
 
+        from toolkit.progress import live_output
         from toolkit.training.callbacks import (
             AtomicBackupAndRestore,
             BestCheckpoint,
+            EpochLine,
             EpochState,
             EpochTimer,
             NaNGuard,
@@ -226,12 +228,10 @@ class Trainer:
         pretrained = task.backbone.pretrained
         phases = plan_phases(recipe, pretrained)
         report = task.data_report()
-        skipped = {split: part["skipped"] for split, part in report.items()
-                   if isinstance(part, dict) and part.get("skipped")}
-        if skipped:
-            self.log("warning: skipped " + ", ".join(f"{count} {split}" for split, count in skipped.items())
-                     + " examples that could not be used (unreadable or invalid; the reasons are under data in "
-                     "metrics.json)")
+        from toolkit.data.skips import skip_lines
+
+        for line in skip_lines(report):
+            self.log(line)
         train_count = report["train"]["examples"]
         per_epoch = recipe.train.steps_per_epoch or max(1, math.ceil(train_count / recipe.train.batch_size))
         monitor = self.monitor(validation_data is not None)
@@ -272,11 +272,18 @@ class Trainer:
                 EpochState(lambda **kw: run.update_state(train_seconds=previous_seconds + time.time() - started, **kw)),
                 keras.callbacks.TensorBoard(run.file("logs"), write_graph=False, update_freq="epoch"),
             ]
+            verbose = recipe.train.verbose
+            if verbose == "auto" and not live_output():  # a log file: one line per epoch, no bar
+                callbacks.insert(1, EpochLine(self.log, recipe.train.epochs))  # after EpochTimer: it shows the time
+                verbose = 0
             if recipe.train.early_stopping_patience:
                 callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor,
                                                                patience=recipe.train.early_stopping_patience))
-            self.log(f"phase {phase.name}: epochs {phase.start + 1}-{phase.end}, learning rate {phase.learning_rate:g}, "
-                     f"backbone {'frozen' if phase.unfreeze == 'none' else 'unfrozen: ' + str(phase.unfreeze)}")
+            # A task whose "backbone" is the whole model (trained from scratch or whole) has nothing to freeze.
+            frozen = ("" if task.backbone_layer(model) is model else
+                      f", backbone {'frozen' if phase.unfreeze == 'none' else 'unfrozen: ' + str(phase.unfreeze)}")
+            self.log(f"phase {phase.name}: epochs {phase.start + 1}-{phase.end}, learning rate "
+                     f"{phase.learning_rate:g}{frozen}")
             model.fit(
                 train_data,
                 validation_data=validation_data,
@@ -284,7 +291,7 @@ class Trainer:
                 epochs=phase.end,
                 steps_per_epoch=recipe.train.steps_per_epoch,
                 callbacks=callbacks,
-                verbose=recipe.train.verbose,
+                verbose=verbose,
             )
             if guard.at is not None:
                 raise self._diverged(phase, guard.at, best_path)
