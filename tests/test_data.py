@@ -187,11 +187,12 @@ def test_each_skip_reason_is_worded_on_its_own_and_normal_filtering_is_a_note():
     assert len(lines) == 2
     warning, note = lines
     assert warning.startswith("warning: skipped examples that could not be used: ")
-    assert "1 train example (1 lines without a tab between source and target)" in warning
-    assert "2 test examples (2 unreadable or invalid)" in warning
+    assert "1 train example (lines without a tab between source and target: 1)" in warning
+    assert "2 test examples (unreadable or invalid: 2)" in warning
     assert "verse" not in warning and "training split" not in warning
     assert note.startswith("note: left out ")
-    assert "2 train examples (2 verses the two Bibles divide differently)" in note
-    assert "11 validation examples (11 ratings of items not in the training split" in note
+    assert "2 train examples (verses the two Bibles divide differently: 2)" in note
+    assert "11 validation examples (ratings of items not in the training split, which a model cannot score: 11)" \
+        in note
     assert "unreadable" not in note
     assert skip_lines({"train": {"skipped": 0, "skipped_reasons": {}}}) == []

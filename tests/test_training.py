@@ -108,3 +108,42 @@ def test_a_redirected_train_log_has_one_plain_line_per_epoch_and_no_tensorflow_n
     noise = [line for line in text.splitlines() if re.match(r"[IWEF]\d{4} |WARNING:|.*cuda|.*oneDNN", line)]
     assert not noise, noise
     assert len(text.splitlines()) < 60, text
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_terminal_starts_its_message_on_a_new_line(tmp_path):
+    """On a terminal Keras draws a progress bar; Ctrl-C in the middle of it must not glue the message to it."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    from conftest import REPO
+
+    data = make_image_folder(tmp_path / "images", per_class=30)
+    recipe = write_recipe(tmp_path / "tiny.yaml", data, tmp_path / "runs", train={"epochs": 40, "verbose": "auto"},
+                          export={"formats": []})
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the toolkit on the terminal's other end
+        os.chdir(REPO)
+        os.execv(sys.executable, [sys.executable, "-m", "toolkit", "train", recipe])
+    output, sent, started = b"", False, time.time()
+    while time.time() - started < 300:
+        if select.select([terminal], [], [], 1.0)[0]:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        if not sent and b"Epoch 3/" in output:
+            time.sleep(0.3)
+            os.write(terminal, b"\x03")  # the terminal sends SIGINT to the foreground process
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    assert sent and os.waitstatus_to_exitcode(status) == 130, output[-2000:]
+    text = output.decode("utf-8", "replace")
+    line = next(line for line in text.replace("\r\n", "\n").split("\n") if "interrupted" in line)
+    assert line.lstrip("\r").startswith("toolkit train: interrupted; resume with: toolkit train --resume"), repr(line)

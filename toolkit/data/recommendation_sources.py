@@ -98,12 +98,10 @@ from toolkit.data.translation_sources import MAX_SKIPPED_EXAMPLES, SPLITS, count
 from toolkit.errors import DataError
 from toolkit.registry import Registry, did_you_mean
 
-describe("unknown_user", "ratings of users not in the training split (a recommender cannot score a user it never "
-         "saw)", expected=True)
-describe("unknown_item", "ratings of items not in the training split (new items cannot be scored until they are "
-         "trained on)", expected=True)
-describe("duplicate", "earlier ratings of a user and item rated again (the latest one is kept)", expected=True)
-describe("duplicate_id", "repeated ids in a users/items file (the last row is kept)")
+describe("unknown_user", "ratings of users not in the training split, which a model cannot score", expected=True)
+describe("unknown_item", "ratings of items not in the training split, which a model cannot score", expected=True)
+describe("duplicate", "earlier ratings of a user and item rated again, the latest kept", expected=True)
+describe("duplicate_id", "repeated ids in a users/items file, the last row kept")
 describe("missing_columns", "rows with too few columns")
 describe("empty_id", "rows without a user or item id")
 describe("bad_rating", "rows whose rating is not a number")

@@ -14,8 +14,8 @@ Example:
 >>> describe("new_thing", "ratings of things not in the training split", expected=True)
 >>> for line in skip_lines({"validation": {"skipped": 3, "skipped_reasons": {"new_thing": 2, "bad_line": 1}}}):
 ...     print(line)
-warning: skipped examples that could not be used: 1 validation example (1 bad_line); the first ones are listed under data in metrics.json
-note: left out 2 validation examples (2 ratings of things not in the training split)
+warning: skipped examples that could not be used: 1 validation example (bad_line: 1); the first ones are listed under data in metrics.json
+note: left out 2 validation examples (ratings of things not in the training split: 2)
 """
 
 _WORDS = {}  # reason -> (words, expected)
@@ -62,7 +62,7 @@ def skip_lines(report):
             reasons = {reason: count for reason, count in _counts(part).items()
                        if _WORDS.get(reason, (reason, False))[1] is wanted and count}
             if reasons:
-                words = ", ".join(f"{count} {_WORDS.get(reason, (reason, False))[0]}"
+                words = "; ".join(f"{_WORDS.get(reason, (reason, False))[0]}: {count}"
                                   for reason, count in sorted(reasons.items(), key=lambda item: -item[1]))
                 group.append(f"{_plural(sum(reasons.values()), split + ' example')} ({words})")
     lines = []

@@ -85,7 +85,7 @@ describe("unreadable audio", "unreadable audio files")
 describe("longer than max_seconds", "utterances longer than data.max_seconds", expected=True)
 describe("no | separator", "metadata lines without a | separator")
 describe("bad id", "metadata lines with an unusable id")
-describe("class label without words", "clips labelled with a class, not words (silence, unknown)", expected=True)
+describe("class label without words", "clips labelled with a class, not words, such as silence", expected=True)
 
 SPEECH_SOURCES = Registry("speech data source", DataError)
 SPEECH_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
