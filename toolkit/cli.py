@@ -239,10 +239,10 @@ def main(argv=None):
 def _end_line():
     """Ends a progress bar that was cut off mid-line on the terminal, so the message starts on its own line."""
     try:
-        if sys.stdout.isatty():
+        if sys.stdout is not None and sys.stdout.isatty():
             sys.stdout.write("\n")
             sys.stdout.flush()
-    except (ValueError, OSError):
+    except (AttributeError, ValueError, OSError):  # a replaced or closed stdout
         pass
 
 
