@@ -188,7 +188,7 @@ def run_baselines(data):
     """BLEU/chrF of the copy and dictionary baselines on the test and validation splits.
 
     Args:
-        data: toolkit.data.translation_sources.ParallelData.
+        data: toolkit.tasks.translation.sources.ParallelData.
 
     Returns:
         dict: {"copy": {...}, "dictionary": {...}}; each holds per split
@@ -216,8 +216,8 @@ def load_data(recipe_path):
     """Loads the translation data of a recipe's `data` section (defaults when the recipe does not exist)."""
     import yaml
 
-    from toolkit.data.translation_sources import TRANSLATION_SOURCES
-    from toolkit.tasks.translation_config import TranslationDataConfig
+    from toolkit.tasks.translation.config import TranslationDataConfig
+    from toolkit.tasks.translation.sources import TRANSLATION_SOURCES
 
     section, seed = {}, 42
     if recipe_path and os.path.isfile(recipe_path):

@@ -120,7 +120,7 @@ def test_missing_hub_preset_is_one_line():
 
 
 def test_run_backbone_reuses_trained_weights(trained_run):
-    from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
+    from toolkit.model_io import load_keras_file, read_toolkit_metadata
 
     run_dir = trained_run["run_dir"]
     built = build_backbone("run:" + run_dir, "pretrained", (32, 32, 3))

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from toolkit.config import load_recipe
-from toolkit.data.sources import CLASSIFICATION_SOURCES as SOURCES
-from toolkit.data.sources import read_idx, split_indices
 from toolkit.errors import DataError
 from toolkit.tasks import make_task
+from toolkit.tasks.image.sources import CLASSIFICATION_SOURCES as SOURCES
+from toolkit.tasks.image.sources import read_idx, split_indices
 
 from conftest import make_image_folder, write_recipe
 
@@ -130,9 +130,9 @@ def test_fashion_mnist_offline_without_files_is_one_clear_line(tmp_path):
 def test_tfds_source_with_mocked_dataset(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
-    import toolkit.data.sources as sources
+    import toolkit.data.tfds as sources
 
-    monkeypatch.setattr(sources, "_can_resolve", lambda host, timeout=5.0: True)  # mock_data plays the download
+    monkeypatch.setattr(sources, "can_resolve", lambda host, timeout=5.0: True)  # mock_data plays the download
 
     recipe = recipe_for(tmp_path, tmp_path, source="tfds", tfds_name="tf_flowers", limit={"train": 12, "test": 6},
                         tfds_data_dir=str(tmp_path / "tfds"))
@@ -165,9 +165,9 @@ def test_numpy_resize_matches_tensorflow():
 
 
 def test_tfds_download_offline_fails_fast(tmp_path, monkeypatch):
-    import toolkit.data.sources as sources
+    import toolkit.data.tfds as sources
 
-    monkeypatch.setattr(sources, "_can_resolve", lambda host, timeout=5.0: False)
+    monkeypatch.setattr(sources, "can_resolve", lambda host, timeout=5.0: False)
     recipe = recipe_for(tmp_path, tmp_path, source="tfds", tfds_name="tf_flowers", download=True,
                         tfds_data_dir=str(tmp_path / "tfds"))
     with pytest.raises(DataError, match="this machine is offline"):
@@ -175,8 +175,8 @@ def test_tfds_download_offline_fails_fast(tmp_path, monkeypatch):
 
 
 def test_each_skip_reason_is_worded_on_its_own_and_normal_filtering_is_a_note():
-    import toolkit.data.recommendation_sources  # noqa: F401 - registers the words of its reasons
-    import toolkit.data.translation_sources  # noqa: F401
+    import toolkit.tasks.recommendation.sources  # noqa: F401 - registers the words of its reasons
+    import toolkit.tasks.translation.sources  # noqa: F401
     from toolkit.data.skips import skip_lines
 
     lines = skip_lines({

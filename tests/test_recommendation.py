@@ -71,7 +71,7 @@ class _Data:
 
 
 def test_ranking_metrics_match_hand_computed_values():
-    from toolkit.tasks.recommendation import ranking_metrics, rating_metrics
+    from toolkit.tasks.recommendation.task import ranking_metrics, rating_metrics
 
     data = _Data(train=[[0], [1]], test=[[2], [0, 4]])
     scores = np.asarray([[9, 1, 5, 7, 0], [3, 9, 1, 0, 2]], np.float32)
@@ -147,7 +147,7 @@ def test_unknown_ids_error_or_fall_back_to_popular(retrieval_run, tmp_path):
         tf.saved_model.load(os.path.join(run.path, "export", "saved_model")).signatures["recommend"](
             user_id=tf.constant(["nobody"]), k=tf.constant(3))
     metadata = dict(toolkit.load(run.path).metadata, unknown_ids="popular")
-    from toolkit.tasks.recommendation import RecommendationTask
+    from toolkit.tasks.recommendation.task import RecommendationTask
 
     onnx = toolkit.load(os.path.join(run.path, "export", "model.onnx"))
     answer = RecommendationTask.predict("onnx", onnx.handle, metadata, ["nobody"], top_k=3)[0]
@@ -251,7 +251,7 @@ def test_a_rating_model_answers_within_the_rating_scale_of_its_data():
     import keras
     import tensorflow as tf
 
-    from toolkit.tasks.recommendation import Scorer, Server, pack_ints
+    from toolkit.tasks.recommendation.task import Scorer, Server, pack_ints
 
     user, item = keras.Input((), dtype="int32"), keras.Input((), dtype="int32")
     predicted = keras.layers.Lambda(lambda pair: 5.18 + 0.01 * keras.ops.cast(pair[1], "float32"))([user, item])
@@ -272,7 +272,7 @@ def test_a_rating_model_answers_within_the_rating_scale_of_its_data():
 
 
 def test_an_unknown_numeric_id_gets_the_range_not_similar_strings():
-    from toolkit.tasks.recommendation import _close_ids
+    from toolkit.tasks.recommendation.task import _close_ids
 
     known = [str(n) for n in range(1, 1683)]
     hint = _close_ids("99999", known)

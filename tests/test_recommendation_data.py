@@ -10,9 +10,9 @@ import types
 import numpy as np
 import pytest
 
-from toolkit.data.recommendation_sources import RECOMMENDATION_SOURCES, load_recommendation_data
 from toolkit.errors import DataError
-from toolkit.tasks.recommendation_config import RecommendationDataConfig
+from toolkit.tasks.recommendation.config import RecommendationDataConfig
+from toolkit.tasks.recommendation.sources import RECOMMENDATION_SOURCES, load_recommendation_data
 
 # The real toolkit home, read before the autouse fixture points TOOLKIT_HOME at a temporary folder.
 REAL_HOME = os.path.abspath(os.path.expanduser(os.environ.get("TOOLKIT_HOME", "~/.toolkit")))
@@ -342,7 +342,7 @@ class FakeDataset:
 
 
 def test_tfds_ratings_are_read_with_features(monkeypatch):
-    import toolkit.data.sources as sources
+    import toolkit.data.tfds as sources
 
     examples = [{"user_id": str(u).encode(), "movie_id": str(i).encode(), "user_rating": np.float32(1 + (u + i) % 5),
                  "timestamp": np.int64(100 * u + (i + u) % 5), "movie_title": f"Movie {i} (199{i})".encode(),

@@ -20,7 +20,7 @@ def test_mixed_precision_trains_and_exports_float32(tmp_path, precision):
     with open(run_dir / "export" / "verify.json") as f:
         report = json.load(f)
     assert report["passed"] and report["formats"]["onnx"]["endpoints"]["onnx"]["agreement"] == 1.0
-    from toolkit.backbones.build import load_keras_file
+    from toolkit.model_io import load_keras_file
 
     model = load_keras_file(str(run_dir / "model.keras"))  # what is deployed is float32 throughout
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
@@ -140,7 +140,7 @@ def test_two_local_workers_train_in_step(tmp_path):
         assert "MultiWorkerMirroredStrategy with 2 replicas" in out
     histories = [_history(tmp_path / f"runs{index}" / f"worker{index}") for index in range(2)]
     assert float(histories[0][0]["loss"]) == pytest.approx(float(histories[1][0]["loss"]), rel=1e-5)
-    from toolkit.backbones.build import load_keras_file
+    from toolkit.model_io import load_keras_file
 
     weights = [load_keras_file(str(tmp_path / f"runs{i}" / f"worker{i}" / "model.keras")).get_weights()
                for i in range(2)]

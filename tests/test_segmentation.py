@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from toolkit.config import load_recipe
-from toolkit.data.segmentation_sources import SEGMENTATION_SOURCES, compose_scenes, read_mask, tile_image
 from toolkit.errors import DataError
 from toolkit.tasks import make_task
-from toolkit.tasks.segmentation import confusion_matrix, segmentation_metrics
+from toolkit.tasks.segmentation.sources import SEGMENTATION_SOURCES, compose_scenes, read_mask, tile_image
+from toolkit.tasks.segmentation.task import confusion_matrix, segmentation_metrics
 
 from conftest import run_cli
 
@@ -123,8 +123,8 @@ def test_augmentation_keeps_mask_aligned_with_image():
     import tensorflow as tf
 
     from toolkit.config.schema import AugmentConfig
-    from toolkit.data.images import build_augmenter
-    from toolkit.data.segmentation import segmentation_batches
+    from toolkit.tasks.image.pipeline import build_augmenter
+    from toolkit.tasks.segmentation.pipeline import segmentation_batches
 
     # A pattern of large blocks whose image value encodes the class: 0, 100, 200.
     mask = np.zeros((32, 32), np.int32)
@@ -236,9 +236,9 @@ def test_nuclei_offline_without_files_is_one_line(tmp_path):
 def test_oxford_pets_with_mocked_tfds(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
-    import toolkit.data.sources as sources
+    import toolkit.data.tfds as sources
 
-    monkeypatch.setattr(sources, "_can_resolve", lambda host, timeout=5.0: True)
+    monkeypatch.setattr(sources, "can_resolve", lambda host, timeout=5.0: True)
     recipe = seg_recipe(tmp_path, tmp_path, data={"source": "tfds", "tfds_name": "oxford_iiit_pet", "classes": None,
                                                   "tfds_data_dir": str(tmp_path / "tfds"),
                                                   "limit": {"train": 6, "test": 4}})

@@ -8,9 +8,11 @@ import wave
 import numpy as np
 import pytest
 
-import toolkit.data.speech_sources as speech_sources
+import toolkit.tasks.speech_recognition.sources as speech_sources
 from toolkit.data.audio_io import UnreadableAudio, load_audio, read_audio, resample, write_wav
-from toolkit.data.speech_sources import (
+from toolkit.errors import DataError
+from toolkit.tasks.speech_recognition.config import DEFAULT_VOCABULARY, EspeakConfig, SpeechDataConfig
+from toolkit.tasks.speech_recognition.sources import (
     SPEECH_SOURCES,
     espeak_cache_dir,
     normalize_transcript,
@@ -18,8 +20,6 @@ from toolkit.data.speech_sources import (
     plan_corpus,
     synthesize_corpus,
 )
-from toolkit.errors import DataError
-from toolkit.tasks.speech_config import DEFAULT_VOCABULARY, EspeakConfig, SpeechDataConfig
 
 from conftest import run_cli
 
@@ -436,9 +436,9 @@ def test_pocketsphinx_missing_says_what_to_install(tmp_path, monkeypatch):
 def test_tfds_speech_with_mocked_datasets(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
-    import toolkit.data.sources as sources
+    import toolkit.data.tfds as sources
 
-    monkeypatch.setattr(sources, "_can_resolve", lambda host, timeout=5.0: True)  # mock_data plays the download
+    monkeypatch.setattr(sources, "can_resolve", lambda host, timeout=5.0: True)  # mock_data plays the download
     config = SpeechDataConfig(source="tfds", tfds_name="librispeech", tfds_data_dir=str(tmp_path), limit={"train": 5})
     with tfds.testing.mock_data(num_examples=12):
         data = load(config)
@@ -455,11 +455,11 @@ def test_tfds_speech_with_mocked_datasets(tmp_path, monkeypatch):
 
 
 def test_tfds_offline_or_without_name_is_a_clear_error(tmp_path, monkeypatch):
-    import toolkit.data.sources as sources
+    import toolkit.data.tfds as sources
 
     with pytest.raises(DataError, match="data.tfds_name: required"):
         load(SpeechDataConfig(source="tfds"))
-    monkeypatch.setattr(sources, "_can_resolve", lambda host, timeout=5.0: False)
+    monkeypatch.setattr(sources, "can_resolve", lambda host, timeout=5.0: False)
     with pytest.raises(DataError, match="TFDS dataset librispeech is not on disk .* offline"):
         load(SpeechDataConfig(source="tfds", tfds_name="librispeech", tfds_data_dir=str(tmp_path)))
     with pytest.raises(DataError, match="data.download is false"):

@@ -10,15 +10,15 @@ import unicodedata
 
 import pytest
 
-from toolkit.data.translation_sources import (
+from toolkit.errors import DataError
+from toolkit.tasks.translation.config import DEFAULT_TEST_BOOKS, TranslationDataConfig
+from toolkit.tasks.translation.sources import (
     BIBLE_CACHE,
     TRANSLATION_SOURCES,
     build_bible,
     normalize_text,
     read_bible,
 )
-from toolkit.errors import DataError
-from toolkit.tasks.translation_config import DEFAULT_TEST_BOOKS, TranslationDataConfig
 from toolkit.text_metrics import corpus_scores
 
 from conftest import REPO
@@ -152,9 +152,9 @@ def test_tsv_missing_or_empty_data_is_a_clear_error(tmp_path):
 def test_tfds_source_with_mocked_dataset(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
-    import toolkit.data.sources as sources
+    import toolkit.data.tfds as sources
 
-    monkeypatch.setattr(sources, "_can_resolve", lambda host, timeout=5.0: True)  # mock_data plays the download
+    monkeypatch.setattr(sources, "can_resolve", lambda host, timeout=5.0: True)  # mock_data plays the download
     config = TranslationDataConfig(source="tfds", tfds_name="ted_hrlr_translate/pt_to_en", limit={"train": 5},
                                    tfds_data_dir=str(tmp_path / "tfds"))
     with tfds.testing.mock_data(num_examples=12):

@@ -17,6 +17,8 @@ Example:
 
 __version__ = "0.1.0"
 
+from toolkit import tasks as _tasks  # noqa: E402,F401 - registers every task by reference (imports none)
+
 _API = {
     "load_recipe": "toolkit.config",
     "train": "toolkit.api",
@@ -27,8 +29,8 @@ _API = {
     "predict": "toolkit.api",
     "recipe_class": "toolkit.api",
     "load_data": "toolkit.api",
-    "Run": "toolkit.runs",
-    "open_run": "toolkit.runs",
+    "Run": "toolkit.api",
+    "open_run": "toolkit.api",
     "ToolkitError": "toolkit.errors",
 }
 

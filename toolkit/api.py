@@ -18,8 +18,49 @@ import time
 
 from toolkit.config import load_recipe
 from toolkit.errors import DataError, RunError, ToolkitError, TrainingInterrupted
+from toolkit.model_io import save_model
 from toolkit.quiet import import_tensorflow
-from toolkit.runs import Run, save_model
+from toolkit.runs import RunDirectory
+
+
+class Run(RunDirectory):
+    """A run directory, with what a user does with it: load, predict, evaluate, export, verify."""
+
+    def load(self, format_name="keras"):
+        """Loads the trained model ("keras") or one of its exports ("saved_model", "onnx") for prediction."""
+        return load(self.path if format_name == "keras" else self.artifact(format_name))
+
+    def predict(self, inputs, format_name="keras", **options):
+        """Predicts with the trained model or an export (see `toolkit.predict`); one result dict per input."""
+        return self.load(format_name).predict(inputs, **options)
+
+    def evaluate(self, split="test", data=None):
+        """Evaluates the trained model on a split (as `toolkit evaluate`); returns the metrics."""
+        return evaluate(self.path, split, data=data)
+
+    def export(self, formats=None, log=print, data=None):
+        """Exports (default: the recipe's formats) and verifies; returns the parity report."""
+        return export(self.path, formats, log=log, data=data)
+
+    def verify(self):
+        """Re-checks the exports against the trained model on held-out samples; returns the parity report."""
+        return verify(self.export_dir)
+
+
+def open_run(path):
+    """Opens an existing run directory (one `toolkit train` wrote) to look at or use its model.
+
+    Example:
+
+    >>> import toolkit  # doctest: +SKIP
+    >>> run = toolkit.open_run("saved_models/fashion_mnist")  # doctest: +SKIP
+    >>> run.metrics["test"]["accuracy"], run.plots()  # doctest: +SKIP
+    >>> run.load("onnx").predict(["shoe.png"])  # doctest: +SKIP
+
+    Raises:
+        RunError: `path` is not a run directory.
+    """
+    return Run.open(os.fspath(path))
 
 
 def _as_recipe(recipe, overrides=None):
@@ -67,7 +108,7 @@ def _with_data(recipe, data):
     """The recipe with `data` as its source: a path sets data.source/data.path, datasets set `datasets`."""
     from toolkit.data.user_data import SOURCE
     from toolkit.tasks import task_class
-    from toolkit.tasks.image import is_path
+    from toolkit.tasks.image.task import is_path
 
     if data is None:
         return recipe
@@ -83,7 +124,7 @@ def _with_data(recipe, data):
 def _make_task(recipe, data):
     """The recipe's task, given Python `data` (a path is already in the recipe, see `_with_data`)."""
     from toolkit.tasks import make_task
-    from toolkit.tasks.image import is_path
+    from toolkit.tasks.image.task import is_path
 
     task = make_task(recipe)
     if data is not None and not is_path(data):
@@ -175,9 +216,9 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
         try:
             export_run(run, model, task, recipe.export.formats, log)
         finally:  # the card also records a failed export's absence
-            _card(run, recipe, metadata, metrics)
+            _card(run, recipe, task, metadata, metrics)
     else:
-        _card(run, recipe, metadata, metrics)
+        _card(run, recipe, task, metadata, metrics)
     run.update_state(status="complete")
     import shutil
 
@@ -193,7 +234,7 @@ def _plots(task, run, model, test_metrics, state):
     task.plot(model, test_metrics, run.path)
 
 
-def _card(run, recipe, metadata, metrics):
+def _card(run, recipe, task, metadata, metrics):
     import json
 
     from toolkit.model_card import write_model_card
@@ -203,13 +244,13 @@ def _card(run, recipe, metadata, metrics):
     if os.path.isfile(verify_path):
         with open(verify_path, encoding="utf-8") as f:
             report = json.load(f)
-    write_model_card(run, recipe, metadata, metrics, report)
+    write_model_card(run, recipe, metadata, metrics, report, type(task))
 
 
 def open_trained(run_dir, data=None):
     """Returns (run, recipe, task, model) of a finished run (`data`: its Python datasets, as in `train`)."""
     import_tensorflow()
-    from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
+    from toolkit.model_io import load_keras_file, read_toolkit_metadata
 
     run = Run.open(run_dir, need_model=True)
     recipe = run.load_recipe()
@@ -245,16 +286,47 @@ def export(run_dir, formats=None, log=print, data=None):
     run.recover()
     formats = parse_formats(formats or recipe.export.formats)
     report = export_run(run, model, task, formats, log)
-    _card(run, recipe, task.metadata, run.metrics)
+    _card(run, recipe, task, task.metadata, run.metrics)
     return report
 
 
 def verify(export_dir):
-    """Re-verifies an export directory against its run's model; returns the report."""
-    import_tensorflow()
-    from toolkit.export import verify_export
+    """Re-verifies an export directory against its run's model.keras; returns the report.
 
-    return verify_export(export_dir)
+    Raises:
+        ParityError: an artifact does not match the model.
+    """
+    import json
+
+    import_tensorflow()
+    from toolkit.atomic import write_json
+    from toolkit.errors import ParityError
+    from toolkit.export.verify import failures, verify_directory
+    from toolkit.model_io import load_keras_file, read_toolkit_metadata
+    from toolkit.tasks import task_class
+
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    if not os.path.isdir(export_dir):
+        raise RunError(f"{export_dir}: no such export directory")
+    if not os.path.isdir(os.path.join(export_dir, "samples")):
+        raise RunError(f"{export_dir} is not a toolkit export directory (no samples/); give RUN_DIR/export")
+    run = Run.open(os.path.dirname(export_dir), need_model=True)
+    recipe = run.load_recipe()
+    metadata = read_toolkit_metadata(run.model_path)
+    model = load_keras_file(run.model_path)
+    report = verify_directory(export_dir, model, task_class(metadata["task"]), metadata,
+                              recipe.export.parity_tolerance, recipe.export.min_agreement,
+                              recipe.export.quantized_min_agreement)
+    previous = os.path.join(export_dir, "verify.json")
+    if os.path.isfile(previous):  # the test-split quality needs the data; keep what the export measured
+        with open(previous, encoding="utf-8") as f:
+            quality = json.load(f).get("quality")
+        if quality:
+            report["quality"] = quality
+    write_json(os.path.join(export_dir, "verify.json"), report)
+    if not report["passed"]:
+        raise ParityError("verification failed: " + "; ".join(failures(report) or ["no artifacts found"]))
+    return report
 
 
 def load(path):

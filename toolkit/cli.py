@@ -11,7 +11,7 @@ import sys
 
 from toolkit.reports import metrics_table, verify_table
 
-EPILOG = "Docs: README.md. Every verb takes --help."
+EPILOG = "Docs: README.md and docs/ (docs/reference/cli.md lists every verb). Every verb takes --help."
 
 
 def _quiet_tensorflow():
@@ -49,11 +49,11 @@ def _parser():
     predict = verbs.add_parser(
         "predict", help="predict with a run, .keras, SavedModel, .onnx or .tflite",
         description="Predict with MODEL: a run directory, a .keras file, an exported SavedModel directory, an .onnx "
-                    "file (ONNX Runtime only, no TensorFlow) or a .tflite file. What FILES are depends on the task: "
-                    "images (image classification, segmentation), audio files (speech recognition: WAV, or FLAC, "
-                    "OGG, MP3 with soundfile; any sample rate), text files with one sentence per line (translation; "
-                    "or sentences with --text); a recommender takes --user (and --item) instead. Unreadable files "
-                    "are reported one line each, the others predicted, and the exit code is 2.",
+                    "file (ONNX Runtime only, no TensorFlow) or a .tflite file. What FILES are depends on what the model takes "
+                    "(toolkit list tasks): images; audio files (WAV, or FLAC, OGG, MP3 with soundfile; any sample "
+                    "rate); text files with one sentence per line (or sentences with --text); a model that takes "
+                    "user ids takes --user (and --item) instead. Unreadable files are reported one line each, the "
+                    "others predicted, and the exit code is 2.",
         epilog="Examples: toolkit predict saved_models/fashion_mnist/export/model.onnx shoe.png; "
                "toolkit predict saved_models/nuclei_unet cells.png --output-dir masks; "
                "toolkit predict saved_models/espeak_ctc/export/model.onnx clip.wav; "
@@ -62,17 +62,17 @@ def _parser():
     )
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument("inputs", metavar="FILES", nargs="*",
-                         help="input files: images, audio files, or text files with one sentence per line (translation)")
+                         help="input files: images, audio files, or text files with one sentence per line")
     predict.add_argument("--text", action="append", default=[],
-                         help="translation: a sentence to translate (repeatable)")
+                         help="models that take text: a sentence (repeatable)")
     predict.add_argument("--user", action="append", default=[],
-                         help="recommendation: a user id to recommend for (repeatable)")
+                         help="models that take user ids: a user to recommend for (repeatable)")
     predict.add_argument("--item", action="append", default=[],
-                         help="recommendation: score this item for the --user at the same position (repeatable)")
+                         help="models that take user ids: score this item for the --user at the same position (repeatable)")
     predict.add_argument("--top-k", "--k", dest="top_k", type=int, default=None,
                          help="answers per input (default: the model's)")
     predict.add_argument("--output-dir", default="predictions",
-                         help="where segmentation masks, overlays and class areas are written (default: ./predictions)")
+                         help="where models that answer with images (masks, overlays) write them (default: ./predictions)")
     predict.add_argument("--json", action="store_true", help="machine-readable JSON output")
 
     export = verbs.add_parser("export", help="export a run (SavedModel, ONNX) and verify it",
@@ -132,8 +132,8 @@ def _parser():
 
     data = verbs.add_parser("data", help="fetch, synthesize, list or clean offline datasets",
                             description="Fetch offline datasets into the toolkit's data cache ($TOOLKIT_HOME/data), "
-                                        "speak a synthetic speech corpus, write TFRecords, or list and clean the "
-                                        "cache.")
+                                        "write TFRecords, list and clean the cache, and the verbs tasks add (such "
+                                        "as a synthetic speech corpus).")
     data_verbs = data.add_subparsers(dest="data_verb", metavar="ACTION")
     data_verbs.required = True
     data_verbs.add_parser("list", help="list the data cache with sizes",
@@ -158,8 +158,8 @@ def _parser():
         "to-tfrecord", help="write a recipe's data as sharded TFRecord files",
         description="Read the data of RECIPE through its source (with its checks and splits) and write each split "
                     "as sharded TFRecord files plus tfrecord.json into OUT_DIR (replaced only when complete); "
-                    "read them back with data.source: tfrecord, data.path: OUT_DIR. Image classification, "
-                    "segmentation, translation and speech recognition recipes.",
+                    "read them back with data.source: tfrecord, data.path: OUT_DIR. A task without a record format "
+                    "says so.",
         epilog="Example: toolkit data to-tfrecord recipes/image_classification/flowers.yaml data/flowers_tfrecord "
                "--shards 16",
     )
@@ -167,21 +167,12 @@ def _parser():
     to_tfrecord.add_argument("out_dir", metavar="OUT_DIR")
     to_tfrecord.add_argument("overrides", nargs="*", help="recipe overrides like data.limit.train=1000")
     to_tfrecord.add_argument("--shards", type=int, default=8, help="files per split (default 8)")
-    synth = data_verbs.add_parser(
-        "synth-speech", help="speak a synthetic speech corpus with espeak-ng",
-        description="Write the synthetic speech corpus of data.source: espeak as an LJSpeech-style folder "
-                    "(train/, validation/, test/ with metadata.csv and wavs/); read it back with "
-                    "data.source: folder. Test utterances use held-out voices only.",
-        epilog="Example: toolkit data synth-speech --output speech_corpus --utterances 500",
-    )
-    synth.add_argument("--output", help="corpus directory (default: the espeak source's cache in $TOOLKIT_HOME/data)")
-    synth.add_argument("--utterances", type=int, help="training utterances (default 2000)")
-    synth.add_argument("--validation", type=int, help="validation utterances (default: a tenth of --utterances)")
-    synth.add_argument("--test", type=int, help="test utterances (default: a tenth of --utterances)")
-    synth.add_argument("--voices", help="comma-separated train/validation voices, e.g. en-us,en-gb+f3")
-    synth.add_argument("--test-voices", help="comma-separated held-out test voices, e.g. en-us-nyc+m4")
-    synth.add_argument("--seed", type=int, default=0, help="seed of texts, voices, speeds and pitches (default 0)")
-    synth.add_argument("--sample-rate", type=int, default=16000, help="sample rate of the WAVs (default 16000)")
+    from toolkit.config.tasks import DATA_VERBS
+
+    for name, verb in DATA_VERBS.items():  # verbs the task packages add (registered by `import toolkit`)
+        verb_parser = data_verbs.add_parser(name, help=verb.help, description=verb.description, epilog=verb.epilog)
+        for flags, options in verb.arguments:
+            verb_parser.add_argument(*flags, **options)
 
     weights = verbs.add_parser("weights", help="manage the offline weights store",
                                description="The weights store holds pretrained backbone weights for machines "
@@ -337,7 +328,7 @@ def _json_value(value):
 
 
 def _read_lines(paths):
-    """Non-empty lines of UTF-8 text files (translation input)."""
+    """Non-empty lines of UTF-8 text files (the input of models that take text)."""
     from toolkit.errors import DataError
 
     lines = []
@@ -488,8 +479,11 @@ def _cmd_data(args):
             print(f"removed {entry.name} ({human_size(entry.size)})")
         print(f"freed {human_size(sum(entry.size for entry in removed))}" if removed else "nothing to remove")
         return None
-    if args.data_verb == "synth-speech":
-        return _synth_speech(args)
+    from toolkit.config.tasks import DATA_VERBS
+    from toolkit.registry import resolve
+
+    if args.data_verb in DATA_VERBS:
+        return resolve(DATA_VERBS.get(args.data_verb).handler)(args, _log)
     if args.data_verb == "to-tfrecord":
         _quiet_tensorflow()
         from toolkit.config import load_recipe
@@ -504,40 +498,6 @@ def _cmd_data(args):
 
     paths = fetch_dataset(args.dataset)
     print(f"{args.dataset}: {', '.join(sorted(paths.values()))}")
-
-
-def _synth_speech(args):
-    from pydantic import ValidationError
-
-    from toolkit.config.loader import format_validation_error
-    from toolkit.data.speech_sources import espeak_cache_dir, read_corpus_meta, synthesize_corpus
-    from toolkit.errors import RecipeError
-    from toolkit.tasks.speech_config import SpeechDataConfig
-
-    espeak = {"seed": args.seed}
-    if args.utterances is not None:
-        espeak["utterances"] = {"train": args.utterances, "validation": max(1, args.utterances // 10),
-                                "test": max(1, args.utterances // 10)}
-    for split in ("validation", "test"):
-        if getattr(args, split) is not None:
-            espeak.setdefault("utterances", {})[split] = getattr(args, split)
-    for field, value in (("voices", args.voices), ("test_voices", args.test_voices)):
-        if value is not None:
-            espeak[field] = [voice.strip() for voice in value.split(",") if voice.strip()]
-    try:
-        config = SpeechDataConfig(source="espeak", sample_rate=args.sample_rate, espeak=espeak)
-    except ValidationError as error:
-        raise RecipeError(format_validation_error(error, SpeechDataConfig, "synth-speech"))
-    output = os.path.abspath(args.output) if args.output else espeak_cache_dir(config)
-    existing = read_corpus_meta(output)
-    meta = synthesize_corpus(output, config.espeak, sample_rate=config.sample_rate, log=_log)
-    if existing is not None and existing.get("key") == meta["key"]:
-        print("(already there with these settings; kept)")
-    counts = ", ".join(f"{split} {count}" for split, count in meta["utterances"].items())
-    minutes = sum(meta["audio_seconds"].values()) / 60
-    print(f"{sum(meta['utterances'].values())} utterances ({counts}; {minutes:.1f} min of audio at "
-          f"{meta['sample_rate']} Hz) in {output}")
-    print(f"read it with: data.source: folder, data.path: {output}")
 
 
 def _cmd_weights(args):

@@ -6,6 +6,27 @@ message as one line on stderr and exits with `exit_code` (2 for user errors),
 never with a traceback.
 """
 
+import difflib
+
+
+def close_matches(name, candidates, count=3):
+    """Returns up to `count` names from `candidates` that look like `name`.
+
+    Args:
+        name: str. The name that was given.
+        candidates: iterable of str. The valid names.
+        count: int. How many matches at most.
+    """
+    return difflib.get_close_matches(str(name), list(candidates), n=count, cutoff=0.5)
+
+
+def did_you_mean(name, candidates):
+    """Returns '; did you mean 'x'?' or '' when nothing is close."""
+    matches = close_matches(name, candidates)
+    if not matches:
+        return ""
+    return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
+
 
 class ToolkitError(Exception):
     """Base class of all errors a user can cause and fix.
@@ -60,8 +81,6 @@ def _close_presets(preset):
         names = set(keras_hub.models.Backbone.presets) | set(keras_hub.models.Task.presets)
     except Exception:  # noqa: BLE001 - no KerasHub, or one without preset listings: no hint
         return ""
-    from toolkit.registry import did_you_mean
-
     return did_you_mean(preset, sorted(names))
 
 

@@ -94,17 +94,15 @@ def plot_confusion_matrix(matrix, class_names, path):
     plt.close(figure)
 
 
-def plot_segmentation_grid(rows, colours, class_names, path):
-    """One row per test image: the image, its true mask and the predicted mask.
+def plot_mask_grid(rows, colours, class_names, path):
+    """One row per test image: the image, its true mask and the predicted mask, masks already coloured.
 
     Args:
-        rows: list of (image float32 (H, W, C) 0..255, true mask (H, W), predicted mask (H, W)).
+        rows: list of (image float32 (H, W, C) 0..255, true mask (H, W, 3) uint8, predicted mask (H, W, 3)).
         colours: list of RGB per class.
         class_names: list of str (legend).
         path: str. PNG to write.
     """
-    from toolkit.tasks.segmentation import colourise
-
     plt = _pyplot()
     count = max(1, len(rows))
     legend_rows = -(-len(class_names) // 6)
@@ -113,8 +111,8 @@ def plot_segmentation_grid(rows, colours, class_names, path):
     for row, (image, truth, predicted) in zip(axes, rows):
         shown = np.clip(image, 0, 255).astype(np.uint8)
         row[0].imshow(shown[..., 0] if shown.shape[-1] == 1 else shown, cmap="gray")
-        row[1].imshow(colourise(np.asarray(truth), colours))
-        row[2].imshow(colourise(np.asarray(predicted), colours))
+        row[1].imshow(truth)
+        row[2].imshow(predicted)
         for axis in row:
             axis.set_xticks([])
             axis.set_yticks([])

@@ -92,9 +92,9 @@ def load(path):
     path = os.fspath(path)
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "recipe.yaml")):
-            from toolkit.runs import Run
+            from toolkit.runs import RunDirectory
 
-            return _load_keras(Run.open(path, need_model=True).model_path)
+            return _load_keras(RunDirectory.open(path, need_model=True).model_path)
         if os.path.isfile(os.path.join(path, "saved_model.pb")):
             return _load_saved_model(path)
         raise ModelFileError(
@@ -116,7 +116,7 @@ def load(path):
 def _load_keras(path):
     import zipfile
 
-    from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
+    from toolkit.model_io import load_keras_file, read_toolkit_metadata
 
     import_tensorflow()
 

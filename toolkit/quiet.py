@@ -68,7 +68,7 @@ def _load():
     import tensorflow as tf
 
     tf.config.list_physical_devices()  # the GPU probe logs here
-    from toolkit.training.distribute import split_cpus
+    from toolkit.devices import split_cpus
 
     split_cpus()  # TOOLKIT_LOGICAL_CPUS: before anything initialises the devices
 

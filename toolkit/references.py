@@ -123,18 +123,25 @@ def _kaggle_cached(handle):
 
 
 def _can_resolve(host, timeout=5.0):
-    from toolkit.data.sources import _can_resolve as resolve
+    from toolkit.data.tfds import can_resolve
 
-    return resolve(host, timeout)
+    return can_resolve(host, timeout)
 
 
-def check_backbone(field, reference, weights, accept_run=None, wanted_run="an image classification or "
-                   "segmentation run (its backbone takes images)"):
+def image_backbone_runs():
+    """'an <task> or <task> run (its backbone takes images)': the tasks whose runs `run:` backbones come from."""
+    from toolkit.config.tasks import TASKS
+
+    names = [name.replace("_", " ") for name, cls in TASKS.items() if cls.input_kind == "image"]
+    return f"an {' or '.join(names)} run (its backbone takes images)"
+
+
+def check_backbone(field, reference, weights, accept_run=None, wanted_run=None):
     """`model.backbone` (a registry name, hub:, file: or run:) and `model.weights` (file:<path>) point at things
     that exist."""
     if reference.startswith("run:"):
         check_run(field, reference[4:], accept_run or (lambda m: m.get("input") == "image" and "backbone" in m),
-                  wanted_run)
+                  wanted_run or image_backbone_runs())
     elif reference.startswith("file:"):
         check_file(field, reference[5:], "the path of a .keras model file (saved with model.save)")
     elif reference.startswith("hub:"):

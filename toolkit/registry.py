@@ -19,28 +19,7 @@ Traceback (most recent call last):
 toolkit.errors.ToolkitError: unknown optimizer 'adma'; did you mean 'adam'? (registered: adam)
 """
 
-import difflib
-
-from toolkit.errors import ToolkitError
-
-
-def close_matches(name, candidates, count=3):
-    """Returns up to `count` names from `candidates` that look like `name`.
-
-    Args:
-        name: str. The name that was given.
-        candidates: iterable of str. The valid names.
-        count: int. How many matches at most.
-    """
-    return difflib.get_close_matches(str(name), list(candidates), n=count, cutoff=0.5)
-
-
-def did_you_mean(name, candidates):
-    """Returns '; did you mean 'x'?' or '' when nothing is close."""
-    matches = close_matches(name, candidates)
-    if not matches:
-        return ""
-    return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
+from toolkit.errors import ToolkitError, close_matches, did_you_mean  # noqa: F401 - importable from here too
 
 
 class Registry:
@@ -67,10 +46,20 @@ class Registry:
         self._entries[name] = value
         return value
 
+    def register_lazy(self, name, reference):
+        """Registers the object a "package.module:attribute" reference names, imported on first `get`.
+
+        A registry low in the import layers can so hold objects of modules above it without importing them
+        (the task registry names every task, and `toolkit --help` imports none)."""
+        return self.register(name, _Lazy(reference))
+
     def get(self, name):
         """Returns the object registered as `name`, or raises a clear error."""
         if name in self._entries:
-            return self._entries[name]
+            entry = self._entries[name]
+            if isinstance(entry, _Lazy):
+                entry = self._entries[name] = entry.resolve()
+            return entry
         raise self.error_class(
             f"unknown {self.kind} {name!r}{did_you_mean(name, self._entries)} "
             f"(registered: {', '.join(sorted(self._entries))})"
@@ -81,11 +70,29 @@ class Registry:
         return sorted(self._entries)
 
     def items(self):
-        """Returns (name, value) pairs, sorted by name."""
-        return sorted(self._entries.items())
+        """Returns (name, value) pairs, sorted by name (lazy entries are imported)."""
+        return [(name, self.get(name)) for name in self.names()]
 
     def __contains__(self, name):
         return name in self._entries
 
     def __len__(self):
         return len(self._entries)
+
+
+class _Lazy:
+    """A registry entry not imported yet: "package.module:attribute"."""
+
+    def __init__(self, reference):
+        self.reference = reference
+
+    def resolve(self):
+        return resolve(self.reference)
+
+
+def resolve(reference):
+    """The object a "package.module:attribute" reference names (its module imported on first use)."""
+    import importlib
+
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)

@@ -17,13 +17,12 @@ half-written artifact under its final name.
 
 import json
 import os
-import zipfile
 
-from toolkit.atomic import atomic_path, write_json, write_text
+from toolkit.atomic import write_json, write_text
 from toolkit.errors import RunError
 
 
-class Run:
+class RunDirectory:
     """A run directory.
 
     Args:
@@ -185,59 +184,3 @@ class Run:
             raise RunError(f"{self.path} has no {format_name} export; make it with run.export([{format_name!r}]) "
                            f"or toolkit export {self.path} --formats {format_name}")
         return path
-
-    def load(self, format_name="keras"):
-        """Loads the trained model ("keras") or one of its exports ("saved_model", "onnx") for prediction."""
-        from toolkit.predict import load
-
-        return load(self.path if format_name == "keras" else self.artifact(format_name))
-
-    def predict(self, inputs, format_name="keras", **options):
-        """Predicts with the trained model or an export (see `toolkit.predict`); one result dict per input."""
-        return self.load(format_name).predict(inputs, **options)
-
-    def evaluate(self, split="test", data=None):
-        """Evaluates the trained model on a split (as `toolkit evaluate`); returns the metrics."""
-        from toolkit.api import evaluate
-
-        return evaluate(self.path, split, data=data)
-
-    def export(self, formats=None, log=print, data=None):
-        """Exports (default: the recipe's formats) and verifies; returns the parity report."""
-        from toolkit.api import export
-
-        return export(self.path, formats, log=log, data=data)
-
-    def verify(self):
-        """Re-checks the exports against the trained model on held-out samples; returns the parity report."""
-        from toolkit.api import verify
-
-        return verify(self.export_dir)
-
-
-def open_run(path):
-    """Opens an existing run directory (one `toolkit train` wrote) to look at or use its model.
-
-    Example:
-
-    >>> import toolkit  # doctest: +SKIP
-    >>> run = toolkit.open_run("saved_models/fashion_mnist")  # doctest: +SKIP
-    >>> run.metrics["test"]["accuracy"], run.plots()  # doctest: +SKIP
-    >>> run.load("onnx").predict(["shoe.png"])  # doctest: +SKIP
-
-    Raises:
-        RunError: `path` is not a run directory.
-    """
-    return Run.open(os.fspath(path))
-
-
-def save_model(model, path, metadata):
-    """Saves a Keras model atomically with toolkit metadata inside the archive.
-
-    The `.keras` file is a zip; `toolkit.json` is an extra entry that Keras
-    ignores when loading and the toolkit reads without TensorFlow.
-    """
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr("toolkit.json", json.dumps(metadata, indent=2))

@@ -285,7 +285,7 @@ def test_outside_references_are_checked_before_any_data_is_read(task, overrides,
         raise AssertionError("the data was read before the recipe's references were checked")
 
     monkeypatch.setattr(Task, "read_data", no_data)
-    for module, name in (("toolkit.data.speech_sources", "synthesize_corpus"),
+    for module, name in (("toolkit.tasks.speech_recognition.sources", "synthesize_corpus"),
                          ("toolkit.backbones.build", "build_backbone")):
         monkeypatch.setattr(module + "." + name, no_data)
     path = tiny_tasks.write(task, tmp_path, epochs=1)

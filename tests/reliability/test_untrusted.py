@@ -46,7 +46,7 @@ METADATA = {"task": "image_classification", "input": "image", "class_names": CLA
 
 def _save(model, path, metadata=METADATA):
     model.save(path)
-    with zipfile.ZipFile(path, "a") as archive:  # as toolkit.runs.save_model writes it
+    with zipfile.ZipFile(path, "a") as archive:  # as toolkit.model_io.save_model writes it
         archive.writestr("toolkit.json", json.dumps(metadata))
     return str(path)
 

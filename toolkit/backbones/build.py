@@ -10,16 +10,14 @@ Example:
 
 import dataclasses
 import importlib
-import json
 import os
-import zipfile
 
 from toolkit.backbones.registry import BACKBONES
 from toolkit.backbones.weights import stored_weights
-from toolkit.errors import BackboneError, ModelFileError, RunError, WeightsUnavailableError, first_line, preset_error
+from toolkit.errors import BackboneError, RunError, WeightsUnavailableError, first_line, preset_error
+from toolkit.model_io import load_keras_file, read_toolkit_metadata
 
 FEATURE_STRIDES = (4, 8, 16, 32)
-PRETRAINED = ("imagenet", "pretrained")
 
 
 @dataclasses.dataclass
@@ -284,74 +282,6 @@ def rebuilt_copy(model, config=None):
     return copy
 
 
-def load_keras_file(path):
-    """Loads a `.keras` file safely (safe_mode=True; no Lambda, no unknown classes)."""
-    import keras
-
-    if not os.path.isfile(path):
-        raise ModelFileError(f"model file {path} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path} is not a Keras .keras file (not a zip archive); save it with model.save()")
-    if _uses_keras_hub(path):
-        import keras_hub  # noqa: F401 - registers KerasHub layers for deserialisation
-
-        from toolkit.text_generation import hub_seq2seq_layer_class, hub_whisper_layer_class
-
-        hub_seq2seq_layer_class()  # toolkit>HubSeq2Seq (translation fine-tuned from a preset)
-        hub_whisper_layer_class()  # toolkit>HubWhisper (speech recognition from a Whisper preset)
-    if _mentions(path, b'"toolkit>InBatchLogits"') or _mentions(path, b'"keras_rs'):
-        import keras_rs  # noqa: F401 - registers keras-rs layers (FeatureCross, ...)
-
-        from toolkit.tasks.recommendation import in_batch_logits_class
-
-        in_batch_logits_class()
-    if _mentions(path, b'"toolkit>SpecAugment"'):
-        from toolkit.tasks.speech_recognition import spec_augment_class
-
-        spec_augment_class()
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # noqa: BLE001
-        raise ModelFileError(
-            f"{path} could not be loaded safely ({_load_problem(error)}); .keras files are loaded with Keras "
-            "safe_mode: no Python lambdas, no classes Keras or the toolkit do not register; use a model saved by "
-            "toolkit train, or rebuild yours from registered layers")
-
-
-def _load_problem(error):
-    """The telling part of a Keras loading error: the nested cause ("Could not locate class 'X'") when Keras
-    wraps it, up to its first sentence."""
-    text = " ".join(str(error).split())
-    if "Exception encountered: " in text:
-        text = text.split("Exception encountered: ", 1)[1]
-    sentence = text.split(". ", 1)[0].rstrip(".")
-    return sentence[:200] or type(error).__name__
-
-
-def _uses_keras_hub(path):
-    return _mentions(path, b'"keras_hub')
-
-
-def _mentions(path, marker):
-    """Whether the model config inside a `.keras` file contains `marker` (bytes)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return marker in archive.read("config.json")
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return False
-
-
-def read_toolkit_metadata(path):
-    """Returns the toolkit metadata stored inside a `.keras` file, or {}."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if "toolkit.json" in archive.namelist():
-                return json.loads(archive.read("toolkit.json"))
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return {}
-    return {}
-
-
 def _build_file(path, weights):
     if weights.startswith("file:"):
         raise BackboneError("model.weights: file: does not apply to a file: backbone; the .keras file holds the weights")
@@ -389,8 +319,10 @@ def _build_run(run_dir, weights):
         raise RunError(f"run:{run_dir}: the run has no model.keras (did it finish? resume it with toolkit train --resume {run_dir})")
     metadata = read_toolkit_metadata(path)
     if metadata and (metadata.get("input") != "image" or "backbone" not in metadata):
-        raise RunError(f"run:{run_dir} is a {metadata.get('task', 'non-image')} run; model.backbone: run: takes an "
-                       "image classification or segmentation run (its backbone takes images)")
+        from toolkit.references import image_backbone_runs
+
+        raise RunError(f"run:{run_dir} is a {metadata.get('task', 'non-image')} run; model.backbone: run: takes "
+                       f"{image_backbone_runs()}")
     if "backbone" not in metadata:
         raise RunError(f"run:{run_dir}: model.keras carries no toolkit metadata; it was not written by toolkit train")
     model = load_keras_file(path)

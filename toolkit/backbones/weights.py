@@ -15,18 +15,13 @@ Example (shell):
 
 import datetime
 import hashlib
-import json
 import os
 
 from toolkit.atomic import copy_file, write_json
 from toolkit.errors import BackboneError
+from toolkit.paths import toolkit_home
 
 WEIGHT_SUFFIXES = (".weights.h5", ".h5")
-
-
-def toolkit_home():
-    """Returns the toolkit's home directory ($TOOLKIT_HOME or ~/.toolkit)."""
-    return os.path.abspath(os.path.expanduser(os.environ.get("TOOLKIT_HOME", "~/.toolkit")))
 
 
 def store_dir():
@@ -92,12 +87,3 @@ def import_weights(path, backbone_name):
         },
     )
     return target
-
-
-def stored_info(backbone_name):
-    """Returns the import record of a stored weights file, or {}."""
-    path = os.path.join(store_dir(), backbone_name + ".json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)

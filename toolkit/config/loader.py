@@ -112,7 +112,7 @@ def load_recipe(path_or_data, overrides=None, name=None):
     Returns:
         The task's recipe object (a subclass of `toolkit.config.schema.Recipe`).
     """
-    from toolkit.tasks import TASKS
+    from toolkit.config.tasks import TASKS
 
     if isinstance(path_or_data, dict):
         data, where = _deep_copy(path_or_data), "recipe"

@@ -15,8 +15,6 @@ Example:
 from typing import Any, Literal, Optional, Union
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveFloat,
@@ -25,12 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-
-class StrictModel(BaseModel):
-    """Base of every recipe section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
-
+from toolkit.config.base import StrictModel  # noqa: F401 - the base of every section, importable from here too
 
 # --------------------------------------------------------------------------- data
 
@@ -288,8 +281,8 @@ class Recipe(StrictModel):
 
     @model_validator(mode="after")
     def _check_source(self):
+        from toolkit.config.tasks import TASKS
         from toolkit.registry import did_you_mean
-        from toolkit.tasks import TASKS
 
         data = getattr(self, "data", None)
         if data is None or self.task not in TASKS:

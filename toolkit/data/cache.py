@@ -45,7 +45,7 @@ class CacheEntry:
 
 def cache_dir():
     """`$TOOLKIT_HOME/data`."""
-    from toolkit.backbones.weights import toolkit_home
+    from toolkit.paths import toolkit_home
 
     return os.path.join(toolkit_home(), "data")
 

@@ -49,7 +49,7 @@ FETCHABLE = {"nuclei": (STARDIST, "stardist"), "movielens": (MOVIELENS_100K, "mo
 
 def data_cache(name):
     """Returns `$TOOLKIT_HOME/data/<name>`."""
-    from toolkit.backbones.weights import toolkit_home
+    from toolkit.paths import toolkit_home
 
     return os.path.join(toolkit_home(), "data", name)
 

@@ -125,3 +125,23 @@ def resize_bilinear(image, size):
     top = rows0[:, x0] * (1 - fx)[None, :, None] + rows0[:, x1] * fx[None, :, None]
     bottom = rows1[:, x0] * (1 - fx)[None, :, None] + rows1[:, x1] * fx[None, :, None]
     return (top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]).astype(np.float32)
+
+
+def read_mask(path):
+    """Reads a class-index mask (single-channel or palette image) as a 2-D uint8/uint16 array."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            array = np.asarray(image)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise DataError(f"mask {path} is not a readable image: {str(error)[:100]}")
+    if array.ndim == 3:
+        if mode in ("RGB", "RGBA") and np.all(array[..., :3] == array[..., :1]):
+            array = array[..., 0]
+        else:
+            raise DataError(
+                f"mask {path} is a colour image; save class indices as a single-channel or palette PNG"
+            )
+    return array

@@ -34,11 +34,11 @@ Example:
 
 import numpy as np
 
+from toolkit.data.splits import SPLITS
 from toolkit.errors import DataError
 from toolkit.registry import did_you_mean
 
 SOURCE = "datasets"
-SPLITS = ("train", "validation", "test")
 
 
 def refuse_in_recipe(config, seed, *args):
@@ -128,52 +128,8 @@ def text(value):
     return str(value)
 
 
-# ----------------------------------------------------------------------- images
-
-
-def _image_array(image, size, channels, where):
-    """A checked user image at `size` and `channels`, converted as the file pipeline does (uint8)."""
-    import tensorflow as tf
-
-    from toolkit.data.images import adapt_channels, resize_image
-
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-        raise DataError(f"{where}: an image must be HxW or HxWxC with 1, 3 or 4 channels; got shape {image.shape}")
-    if image.dtype.kind == "f" and image.size and float(image.max()) <= 1.0 and float(image.max()) > 0:
-        raise DataError(f"{where}: float pixels in [0, 1]; give 0-255 values "
-                        "(as keras.utils.image_dataset_from_directory and TFDS do)")
-    resized = resize_image(adapt_channels(tf.convert_to_tensor(image), channels), size).numpy()
-    return np.clip(np.round(resized), 0, 255).astype(np.uint8)
-
-
-def _mask_array(mask, size, where):
-    """A checked user mask resized by nearest neighbour (`resize_mask`, as the file pipeline does)."""
-    import tensorflow as tf
-
-    from toolkit.data.segmentation import resize_mask
-
-    mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[-1] == 1:
-        mask = mask[..., 0]
-    if mask.ndim != 2 or mask.dtype.kind not in "iub":
-        raise DataError(f"{where}: a mask must be HxW (or HxWx1) class indices; got shape {mask.shape}, "
-                        f"dtype {mask.dtype}")
-    return resize_mask(tf.convert_to_tensor(mask.astype(np.int32)), size).numpy()
-
-
-def _label(label, where):
-    label = np.asarray(label)
-    if label.ndim == 1 and label.size > 1:  # one-hot / categorical
-        return int(np.argmax(label))
-    if label.size != 1 or label.dtype.kind not in "iub":
-        raise DataError(f"{where}: a label must be an int class index or a one-hot vector; got {label!r:.60}")
-    return int(label.reshape(()))
-
-
-def _class_names(user, count, where):
+def class_names(user, count, where):
+    """The class names of `count` classes: the user's `class_names` (extras or dataset attribute) or "0", "1", ..."""
     names = user.extras.get("class_names") or user.attribute("class_names")
     if names is None:
         return [str(index) for index in range(count)]
@@ -182,133 +138,3 @@ def _class_names(user, count, where):
         raise DataError(f"{where}: class index {count - 1} but only {len(names)} class_names; "
                         "give every class a name")
     return names
-
-
-def classification_data(user, config, seed):
-    """`LabelledData` of (image, label) datasets, resized to `data.image_size`."""
-    from toolkit.data.sources import LabelledData, Split, finish_splits
-
-    splits, largest = {}, -1
-    for name in user.splits:
-        images, labels = [], []
-        for index, example in enumerate(user.examples(name, batched_rank=4)):
-            where = f"data['{name}'] example {index}"
-            image, label = pair(example, name, index, "(image, label)")
-            images.append(_image_array(image, tuple(config.image_size), config.channels, where))
-            labels.append(_label(label, where))
-            if labels[-1] < 0:
-                raise DataError(f"{where}: negative label {labels[-1]}")
-        if not images:
-            raise DataError(f"data['{name}'] has no examples")
-        largest = max(largest, max(labels))
-        splits[name] = Split(labels=np.asarray(labels, np.int64), images=np.stack(images))
-    class_names = _class_names(user, largest + 1, "data")
-    return LabelledData(finish_splits(splits, config, seed), class_names, "Python datasets given to toolkit.train")
-
-
-def segmentation_data(user, config, seed):
-    """`LabelledData` of (image, mask) datasets, resized to `data.image_size` (masks by nearest)."""
-    from toolkit.data.sources import LabelledData, Split, finish_splits
-
-    size = tuple(config.image_size)
-    splits, largest = {}, 0
-    for name in user.splits:
-        images, masks = [], []
-        for index, example in enumerate(user.examples(name, batched_rank=4)):
-            where = f"data['{name}'] example {index}"
-            image, mask = pair(example, name, index, "(image, mask)")
-            images.append(_image_array(image, size, config.channels, where))
-            masks.append(_mask_array(mask, size, where))
-            largest = max(largest, int(masks[-1].max()))
-        if not images:
-            raise DataError(f"data['{name}'] has no examples")
-        splits[name] = Split(images=np.stack(images), masks=np.stack(masks))
-    class_names = config.classes or _class_names(user, largest + 1, "data")
-    if largest >= len(class_names):
-        raise DataError(f"data: a mask holds class {largest} but data.classes names {len(class_names)} classes")
-    return LabelledData(finish_splits(splits, config, seed), list(class_names),
-                        "Python datasets given to toolkit.train")
-
-
-# ------------------------------------------------------------------------- text
-
-
-def translation_data(user, config, seed):
-    """`ParallelData` of (source, target) text pairs (normalised; empty sides skipped and counted)."""
-    from toolkit.data.translation_sources import clean_pairs, finish_parallel
-
-    def items(name):
-        for index, example in enumerate(user.examples(name, batched_rank=1)):
-            source, target = pair(example, name, index, "(source text, target text)")
-            yield f"data['{name}'] example {index}", text(source), text(target)
-
-    splits, reports = {}, {}
-    for name in user.splits:
-        splits[name], reports[name] = clean_pairs(items(name), config.on_error)
-    return finish_parallel(splits, reports, config, seed, "Python datasets given to toolkit.train",
-                           {"validation": "given" if "validation" in splits else "random pairs"})
-
-
-# ------------------------------------------------------------------------ audio
-
-
-def speech_data(user, config, seed, vocabulary):
-    """`SpeechData` of (waveform at data.sample_rate, transcript) pairs, checked like file sources."""
-    from toolkit.data.speech_sources import empty_report, finish_speech, make_utterance
-
-    splits, reports = {}, {}
-    for name in user.splits:
-        utterances, report = [], empty_report()
-        for index, example in enumerate(user.examples(name, batched_rank=2)):
-            wave, transcript = pair(example, name, index, "(waveform, transcript)")
-            wave = np.asarray(wave, np.float32).reshape(-1)
-            where = f"data['{name}'] example {index}"
-            utterance = make_utterance(f"{name}-{index}", text(transcript), "", config, vocabulary, report, where,
-                                       audio=wave, rate=config.sample_rate)
-            if utterance is not None:
-                utterances.append(utterance)
-        report["examples"] = len(utterances)
-        splits[name], reports[name] = utterances, report
-    return finish_speech(splits, reports, config, seed, "Python datasets given to toolkit.train", {})
-
-
-# ----------------------------------------------------------------- interactions
-
-COLUMNS = ("user", "item", "rating", "timestamp")
-
-
-def recommendation_data(user, config, seed):
-    """`RecommendationData` of interaction rows; the recipe's `data.split` cuts the splits."""
-    from toolkit.data.recommendation_sources import RawInteractions, build_recommendation_data, empty_report
-
-    if set(user.splits) != {"train"}:
-        raise DataError("data: a recommender takes one table of interactions (data=rows); data.split "
-                        "(random, leave_last_out, kfold) cuts validation and test from it")
-    rows = user.splits["train"]
-    if isinstance(rows, dict):
-        columns = rows
-    else:
-        columns = {name: [] for name in COLUMNS}
-        for index, row in enumerate(user.examples("train", batched_rank=1)):
-            if not isinstance(row, dict) or "user" not in row or "item" not in row:
-                raise DataError(f"data example {index}: expected a dict with 'user' and 'item' "
-                                f"(and optionally 'rating', 'timestamp'); got {type(row).__name__}")
-            for name in COLUMNS:
-                columns[name].append(row.get(name, 1.0 if name == "rating" else index))
-    unknown = sorted(set(columns) - set(COLUMNS))
-    if unknown or "user" not in columns or "item" not in columns:
-        raise DataError(f"data: interaction columns are {', '.join(COLUMNS)} (user and item required); "
-                        f"got {', '.join(map(str, columns))}")
-    count = len(columns["user"])
-    if any(len(values) != count for values in columns.values()):
-        raise DataError("data: the interaction columns have different lengths; give one value per row in each")
-    if not count:
-        raise DataError("data: no interactions")
-    ids = lambda values: np.asarray([text(value) for value in values], dtype=str)  # noqa: E731
-    raw = RawInteractions(
-        "data", ids(columns["user"]), ids(columns["item"]),
-        np.asarray(columns.get("rating", np.ones(count)), np.float32),
-        np.asarray(columns.get("timestamp", np.arange(count)), np.int64), np.arange(count, dtype=np.int64))
-    report = empty_report()
-    report["rows_read"] = count
-    return build_recommendation_data(raw, config, seed, "Python datasets given to toolkit.train", report)

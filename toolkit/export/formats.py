@@ -17,7 +17,7 @@ import importlib
 
 from pydantic import Field, ValidationError
 
-from toolkit.config.schema import StrictModel
+from toolkit.config.base import StrictModel
 from toolkit.errors import ExportError
 from toolkit.registry import Registry, did_you_mean
 

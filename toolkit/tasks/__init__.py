@@ -1,5 +1,16 @@
-"""The task registry. Adding a task is adding a module that subclasses
-`toolkit.tasks.base.Task` and registering it here.
+"""The tasks: one package per task under `toolkit/tasks/<task>/`, found here by walking this folder.
+
+A task package's `__init__.py` only registers, by reference (nothing heavy is
+imported until a recipe or a model of that task is used; `import toolkit`
+runs this module, so every process knows every task):
+
+- `TASKS.register_lazy(name, "toolkit.tasks.<task>.task:<Class>")`: the
+  `toolkit.tasks.base.Task` subclass (its `config_class` is the recipe schema).
+- `register_saved_layer(registered_name, "module:function")`: a Keras layer
+  class the task saves in its `.keras` files, registered before a file that
+  names it is loaded (`toolkit.model_io.load_keras_file`).
+
+Adding a task is adding a folder; docs/development.md lists the files of one.
 
 Example:
 
@@ -8,20 +19,14 @@ Example:
 ['image_classification', 'recommendation', 'segmentation', 'speech_recognition', 'translation']
 """
 
-from toolkit.errors import RecipeError
-from toolkit.registry import Registry
-from toolkit.tasks.image_classification import ImageClassificationTask
-from toolkit.tasks.recommendation import RecommendationTask
-from toolkit.tasks.segmentation import SegmentationTask
-from toolkit.tasks.speech_recognition import SpeechRecognitionTask
-from toolkit.tasks.translation import TranslationTask
+import importlib
+import pkgutil
 
-TASKS = Registry("task", RecipeError)
-TASKS.register(ImageClassificationTask.name, ImageClassificationTask)
-TASKS.register(RecommendationTask.name, RecommendationTask)
-TASKS.register(SegmentationTask.name, SegmentationTask)
-TASKS.register(SpeechRecognitionTask.name, SpeechRecognitionTask)
-TASKS.register(TranslationTask.name, TranslationTask)
+from toolkit.config.tasks import TASKS
+
+for _package in pkgutil.iter_modules(__path__):
+    if _package.ispkg:
+        importlib.import_module(f"{__name__}.{_package.name}")
 
 
 def make_task(recipe):

@@ -55,6 +55,29 @@ class Task:
         """Returns the task's data object (as its sources return) from a `UserData`."""
         raise NotImplementedError
 
+    # TFRecords (`toolkit data to-tfrecord`): a task that writes them sets `tfrecord_note` to None and
+    # implements the two methods; its "tfrecord" data source reads them back.
+    tfrecord_note = "its data is not written to TFRecord"  # why not, for the error message
+
+    def tfrecord_examples(self, split, skipped):
+        """Serialized `tf.train.Example`s of one split of the loaded data (unreadable files appended to
+        `skipped` as "file: reason")."""
+        raise NotImplementedError
+
+    def tfrecord_metadata(self):
+        """What `tfrecord.json` records besides counts and provenance (class names, channels, sample rate)."""
+        return {}
+
+    # TFLite (`export.formats: tflite*`): a task whose network converts sets `tflite_supported` (an attribute or
+    # a property) and gives `tflite_signature()`; int8 also needs `representative_inputs()`.
+    tflite_supported = False
+    tflite_int8_supported = True  # False: the converter cannot calibrate the network (e.g. recurrent layers)
+    tflite_unsupported_reason = "its network does not convert to TFLite builtin ops"
+
+    def representative_inputs(self, count):
+        """Up to `count` training inputs as the network takes them, for int8 calibration."""
+        raise NotImplementedError
+
     def check_references(self):
         """Checks what the recipe names outside itself (files, earlier runs, presets, voices) before any data is
         read or model built; raises a one-line RecipeError (helpers in `toolkit.references`)."""

@@ -29,26 +29,8 @@ Example:
 import json
 import os
 
+from toolkit.devices import split_cpus
 from toolkit.errors import RecipeError
-
-
-def split_cpus():
-    """Splits the CPU into TOOLKIT_LOGICAL_CPUS logical devices (once, before TensorFlow initialises devices)."""
-    count = os.environ.get("TOOLKIT_LOGICAL_CPUS")
-    if not count:
-        return
-    import tensorflow as tf
-
-    try:
-        cpus = tf.config.list_physical_devices("CPU")
-        configured = tf.config.get_logical_device_configuration(cpus[0]) or []
-        if len(configured) != int(count) and int(count) > 1:
-            tf.config.set_logical_device_configuration(
-                cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(int(count))])
-    except (RuntimeError, ValueError) as error:
-        raise RecipeError(f"TOOLKIT_LOGICAL_CPUS={count}: cannot split the CPU ({error}); it must be set before "
-                          "TensorFlow runs anything, and be a whole number")
-
 
 _MADE = {}
 
@@ -119,7 +101,6 @@ def strategy_summary(strategy):
 def outside_strategy(model):
     """A copy of `model` with the same weights, built outside the strategy's scope (plain variables)."""
     from toolkit.backbones.build import rebuilt_copy
-    from toolkit.training.trainer import synchronize_batch_norm
 
     copy = rebuilt_copy(model)
     synchronize_batch_norm(copy, False)
@@ -171,3 +152,18 @@ def patch_multi_worker_fit(model, strategy):
             model._symbolic_build(data_batch=data_batch)
 
     model._maybe_symbolic_build = symbolic_build
+
+
+def synchronize_batch_norm(model, synchronized):
+    """Makes BatchNormalization layers use the statistics of the global batch (all replicas) in training."""
+    import keras
+
+    def layers(parent):
+        for layer in parent.layers:
+            yield layer
+            if hasattr(layer, "layers"):
+                yield from layers(layer)
+
+    for layer in layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = synchronized

@@ -96,15 +96,6 @@ def apply_l2(model, l2):
             depthwise.regularizer = regularizer
 
 
-def synchronize_batch_norm(model, synchronized):
-    """Makes BatchNormalization layers use the statistics of the global batch (all replicas) in training."""
-    import keras
-
-    for layer in _all_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = synchronized
-
-
 def _all_layers(model):
     for layer in model.layers:
         yield layer
@@ -206,7 +197,7 @@ class Trainer:
             NaNGuard,
             load_weights_quietly,
         )
-        from toolkit.training.distribute import make_strategy, strategy_summary
+        from toolkit.training.distribute import make_strategy, strategy_summary, synchronize_batch_norm
 
         recipe, run, task = self.recipe, self.run, self.task
         strategy = make_strategy(recipe.train)  # first: it may split the CPU before TensorFlow starts

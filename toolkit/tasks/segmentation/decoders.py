@@ -13,7 +13,7 @@ model saves with safe_mode, exports to SavedModel and converts to ONNX).
 Example:
 
 >>> import keras
->>> from toolkit.decoders import unet
+>>> from toolkit.tasks.segmentation.decoders import unet
 >>> image = keras.Input((32, 32, 3))
 >>> features = {4: keras.layers.Conv2D(8, 1, strides=4)(image),
 ...             8: keras.layers.Conv2D(8, 1, strides=8)(image)}

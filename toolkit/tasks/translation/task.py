@@ -33,10 +33,10 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
-from toolkit.data.translation_sources import TRANSLATION_SOURCES, normalize_text
 from toolkit.errors import DataError, RecipeError, preset_error
 from toolkit.tasks.base import Task
-from toolkit.tasks.translation_config import TokenizerConfig, TranslationDataConfig
+from toolkit.tasks.translation.config import TokenizerConfig, TranslationDataConfig
+from toolkit.tasks.translation.sources import TRANSLATION_SOURCES, normalize_text
 from toolkit.text_generation import BOS, EOS, PAD
 
 # ----------------------------------------------------------------------- recipe
@@ -159,6 +159,7 @@ class TranslationTask(Task):
     sources = TRANSLATION_SOURCES
     path_source = "tsv"
     input_kind = "text"
+    tflite_unsupported_reason = "its decoding loop and tokenizers are string ops; the SavedModel serves text"
     default_monitor = "val_token_accuracy"
     agreement_unit = "argmax per token; identical translations"
     export_notes = {
@@ -168,7 +169,7 @@ class TranslationTask(Task):
     }
 
     def data_from_user(self, user):
-        from toolkit.data.user_data import translation_data
+        from toolkit.tasks.translation.sources import translation_data
 
         return translation_data(user, self.recipe.data, self.recipe.train.seed)
 
@@ -274,6 +275,15 @@ class TranslationTask(Task):
         truncated = sum(1 for s, t in zip(sources, targets) if len(s) > source_room or len(t) > target_room)
         sources = [ids["encoder_start"] + s[:source_room] + ids["encoder_end"] for s in sources]
         return sources, [t[:target_room] for t in targets], truncated
+
+    tfrecord_note = None  # two UTF-8 strings per pair
+
+    def tfrecord_examples(self, split, skipped):
+        from toolkit.data.tfrecord import bytes_feature, serialize
+
+        for source, target in self.data.splits[split]:
+            yield serialize({"source": bytes_feature(source.encode("utf-8")),
+                             "target": bytes_feature(target.encode("utf-8"))})
 
     def build_inputs(self, split, training=False):
         import tensorflow as tf

@@ -2,7 +2,7 @@
 
 Example:
 
->>> from toolkit.tasks.translation_config import TranslationDataConfig
+>>> from toolkit.tasks.translation.config import TranslationDataConfig
 >>> TranslationDataConfig().source
 'bible'
 """

@@ -21,8 +21,8 @@ Nothing here imports TensorFlow at module level.
 Example:
 
 >>> import os, tempfile
->>> from toolkit.data.translation_sources import TRANSLATION_SOURCES
->>> from toolkit.tasks.translation_config import TranslationDataConfig
+>>> from toolkit.tasks.translation.sources import TRANSLATION_SOURCES
+>>> from toolkit.tasks.translation.config import TranslationDataConfig
 >>> TRANSLATION_SOURCES.names()
 ['bible', 'datasets', 'tfds', 'tsv']
 >>> path = os.path.join(tempfile.mkdtemp(), "pairs.tsv")
@@ -51,6 +51,14 @@ import numpy as np
 
 from toolkit.data import user_data
 from toolkit.data.skips import describe
+from toolkit.data.splits import (
+    MAX_SKIPPED_EXAMPLES,
+    SPLITS,
+    count_skip,
+    empty_report,
+    finish_splits,
+    utf8_lines,
+)
 from toolkit.errors import DataError
 from toolkit.registry import Registry, did_you_mean
 
@@ -69,11 +77,7 @@ TRANSLATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # to
 @TRANSLATION_SOURCES.register("tfrecord")
 def load_tfrecord(config, seed):
     """Sharded TFRecords written by `toolkit data to-tfrecord` (`data.path`: their directory)."""
-    from toolkit.data.tfrecord import load_translation_tfrecords
-
     return load_translation_tfrecords(config, seed)
-SPLITS = ("train", "validation", "test")
-MAX_SKIPPED_EXAMPLES = 10
 
 
 def normalize_text(text):
@@ -111,31 +115,6 @@ class ParallelData:
     info: dict = dataclasses.field(default_factory=dict)
 
 
-def empty_report():
-    """A report of one split with nothing counted yet."""
-    return {"examples": 0, "skipped": 0, "skipped_reasons": {}, "skipped_examples": []}
-
-
-def count_skip(report, where, reason, on_error, detail=None, fix="fix the line"):
-    """Counts one skipped example in `report`, or raises under on_error: fail.
-
-    Args:
-        report: dict. One split's report (`empty_report()`).
-        where: str. The file (and line) of the example.
-        reason: str. What was wrong; examples are counted by it.
-        on_error: str. "skip" counts, "fail" raises DataError.
-        detail: optional str. Specifics written after the reason (not counted by).
-        fix: str. How to fix it, in the error message.
-    """
-    message = f"{reason}: {detail}" if detail else reason
-    if on_error == "fail":
-        raise DataError(f"{where}: {message}; {fix} or set data.on_error: skip")
-    report["skipped"] += 1
-    report["skipped_reasons"][reason] = report["skipped_reasons"].get(reason, 0) + 1
-    if len(report["skipped_examples"]) < MAX_SKIPPED_EXAMPLES:
-        report["skipped_examples"].append(f"{where}: {message}")
-
-
 def clean_pair(source, target):
     """Normalised (source, target), or (None, reason) when a side is unusable."""
     source, target = normalize_text(source), normalize_text(target)
@@ -158,61 +137,6 @@ def clean_pairs(items, on_error):
     return pairs, report
 
 
-def random_cut(pairs, fraction, seed):
-    """Splits `pairs` into (kept, held) with about `fraction` held, both in original order."""
-    count = int(round(len(pairs) * fraction))
-    if fraction > 0 and len(pairs) > 1:
-        count = max(1, min(count, len(pairs) - 1))
-    held = set(np.random.RandomState(seed).permutation(len(pairs))[:count].tolist())
-    kept = [pair for index, pair in enumerate(pairs) if index not in held]
-    return kept, [pair for index, pair in enumerate(pairs) if index in held]
-
-
-def finish_splits(splits, reports, config, seed, provenance, info, unit="pairs", require_train=True):
-    """Cuts missing test/validation splits from train, applies `data.limit`, fills the reports.
-
-    Args:
-        splits: dict. Split name -> list of examples; "train" is required,
-            a missing "test" or "validation" is cut from it at random
-            (`data.test_fraction`, `data.validation_fraction`, seeded).
-        reports: dict. Split name -> report (missing ones are empty).
-        config: DataConfig. For the fractions, `limit` and `source`.
-        seed: int. Seeds the cuts and the random training subset of `data.limit`.
-        provenance: str. Named in the error when train ends up empty.
-        info: dict. Copied, with "available" (counts before `data.limit`) added.
-        unit: str. What the examples are, in the error message.
-        require_train: bool. Whether an empty train split is an error (false
-            for test-only sources).
-
-    Returns:
-        (splits, reports, info), every split present.
-    """
-    if "test" not in splits:
-        if config.test_fraction <= 0:
-            raise DataError(f"data: source {config.source!r} has no test split; set data.test_fraction > 0")
-        splits["train"], splits["test"] = random_cut(splits["train"], config.test_fraction, seed)
-    if "validation" not in splits:
-        if config.validation_fraction > 0:
-            splits["train"], splits["validation"] = random_cut(splits["train"], config.validation_fraction, seed + 1)
-        else:
-            splits["validation"] = []
-    if require_train and not splits["train"]:
-        raise DataError(f"data: source {config.source!r} gave no usable training {unit} ({provenance})")
-    info = dict(info, available={name: len(splits[name]) for name in SPLITS})
-    for name in SPLITS:
-        limit = getattr(config.limit, name, None)
-        if limit is not None and len(splits[name]) > limit:
-            if name == "train":
-                chosen = np.sort(np.random.RandomState(seed + 2).permutation(len(splits[name]))[:limit])
-                splits[name] = [splits[name][index] for index in chosen]
-            else:
-                splits[name] = splits[name][:limit]
-    reports = {name: reports.get(name) or empty_report() for name in SPLITS}
-    for name in SPLITS:
-        reports[name]["examples"] = len(splits[name])
-    return {name: splits[name] for name in SPLITS}, reports, info
-
-
 def finish_parallel(splits, reports, config, seed, provenance, info):
     """Cuts missing test/validation splits from train, applies `data.limit`, fills the reports."""
     splits, reports, info = finish_splits(splits, reports, config, seed, provenance, info)
@@ -223,35 +147,6 @@ def finish_parallel(splits, reports, config, seed, provenance, info):
 
 TSV_SPLIT_FILES = {"train": ("train.tsv",), "validation": ("validation.tsv", "val.tsv", "dev.tsv"),
                    "test": ("test.tsv",)}
-
-
-def utf8_lines(path, report, on_error, fallback=None):
-    """Yields ("path:line", text) of the non-blank lines of a UTF-8 file (BOM dropped).
-
-    Lines are decoded one by one, so a line that is not UTF-8 is skipped and
-    counted in `report` (or raises under on_error: fail) without losing the
-    file; with a `fallback` encoding (e.g. "latin-1") it is decoded with that
-    instead.
-    """
-    try:
-        with open(path, "rb") as f:
-            raw_lines = f.read().splitlines()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror or error}); check data.path")
-    for line_number, raw in enumerate(raw_lines, 1):
-        if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        if not raw.strip():
-            continue
-        where = f"{path}:{line_number}"
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            if fallback is None:
-                count_skip(report, where, "not UTF-8", on_error)
-                continue
-            text = raw.decode(fallback)
-        yield where, text
 
 
 def read_tsv(path, on_error="skip"):
@@ -318,7 +213,7 @@ def load_tsv(config, seed):
 def load_tfds_translation(config, seed):
     """A TFDS translation dataset (`data.tfds_name`, e.g. ted_hrlr_translate/pt_to_en) read as
     (source, target) by its supervised keys, from `data.tfds_data_dir` or downloaded when `data.download`."""
-    from toolkit.data.sources import prepare_tfds, tfds_split_names
+    from toolkit.data.tfds import prepare_tfds, tfds_split_names
 
     name = config.tfds_name
     if not name:
@@ -773,3 +668,38 @@ def load_bible(config, seed):
             "validation": f"random verses ({config.validation_fraction:.0%} of the non-test books, seed {seed})",
             "alignment": meta.get("alignment", {}), "cache": os.path.join("data", "bible", BIBLE_CACHE)}
     return finish_parallel(splits, reports, config, seed, provenance, info)
+
+
+# --------------------------------------------------- data= (Python datasets)
+
+
+def translation_data(user, config, seed):
+    """`ParallelData` of (source, target) text pairs (normalised; empty sides skipped and counted)."""
+    def items(name):
+        for index, example in enumerate(user.examples(name, batched_rank=1)):
+            source, target = user_data.pair(example, name, index, "(source text, target text)")
+            yield f"data['{name}'] example {index}", user_data.text(source), user_data.text(target)
+
+    splits, reports = {}, {}
+    for name in user.splits:
+        splits[name], reports[name] = clean_pairs(items(name), config.on_error)
+    return finish_parallel(splits, reports, config, seed, "Python datasets given to toolkit.train",
+                           {"validation": "given" if "validation" in splits else "random pairs"})
+
+
+def load_translation_tfrecords(config, seed):
+    """`ParallelData` from translation TFRecords (pairs normalised and checked like the TSV source)."""
+    import tensorflow as tf
+
+    from toolkit.data.tfrecord import read_meta, split_records
+
+    meta = read_meta(config.path, "translation")
+    spec = {name: tf.io.FixedLenFeature([], tf.string) for name in ("source", "target")}
+    splits, reports = {}, {}
+    for split in meta["splits"]:
+        items = ((f"{split} record {index}", record["source"].decode("utf-8", "replace"),
+                  record["target"].decode("utf-8", "replace"))
+                 for index, record in enumerate(split_records(config.path, split, spec)))
+        splits[split], reports[split] = clean_pairs(items, config.on_error)
+    return finish_parallel(splits, reports, config, seed, meta["provenance"],
+                           {"validation": "given" if "validation" in splits else "random pairs"})

@@ -2,7 +2,7 @@
 
 Example:
 
->>> from toolkit.tasks.recommendation_config import RecommendationDataConfig
+>>> from toolkit.tasks.recommendation.config import RecommendationDataConfig
 >>> config = RecommendationDataConfig()
 >>> config.source, config.layout, config.split, config.min_rating, config.unknown_ids
 ('movielens', 'auto', 'random', None, 'error')

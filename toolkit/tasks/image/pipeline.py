@@ -9,7 +9,7 @@ it is never applied twice.
 Example:
 
 >>> import numpy as np
->>> from toolkit.data.images import resize_image
+>>> from toolkit.tasks.image.pipeline import resize_image
 >>> resize_image(np.zeros((28, 28, 1), np.uint8), (32, 32)).shape
 TensorShape([32, 32, 1])
 """

@@ -51,10 +51,10 @@ import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
-from toolkit.data.recommendation_sources import RECOMMENDATION_SOURCES
 from toolkit.errors import DataError, RecipeError, preset_error
 from toolkit.tasks.base import Task
-from toolkit.tasks.recommendation_config import RecommendationDataConfig
+from toolkit.tasks.recommendation.config import RecommendationDataConfig
+from toolkit.tasks.recommendation.sources import RECOMMENDATION_SOURCES
 
 # ----------------------------------------------------------------------- recipe
 
@@ -291,7 +291,9 @@ class RecommendationTask(Task):
     config_class = RecommendationRecipe
     sources = RECOMMENDATION_SOURCES
     path_source = "csv"
+    tfrecord_note = "an interaction table is small (one array per column)"
     input_kind = "user"
+    tflite_unsupported_reason = "its top-k lookup over every item is served from the SavedModel"
     default_monitor = "val_loss"
     agreement_unit = "identical top-k lists (scores: max abs diff)"
     export_notes = {
@@ -305,7 +307,7 @@ class RecommendationTask(Task):
         super().use_data(data)
 
     def data_from_user(self, user):
-        from toolkit.data.user_data import recommendation_data
+        from toolkit.tasks.recommendation.sources import recommendation_data
 
         return recommendation_data(user, self.recipe.data, self.recipe.train.seed)
 
@@ -427,23 +429,17 @@ class RecommendationTask(Task):
 
     def _initialise_towers(self, model):
         """Copies the id embeddings and feature layers of a `run:` recommender trained on the same ids."""
-        from toolkit.backbones.build import load_keras_file, read_toolkit_metadata
-        from toolkit.runs import Run
+        from toolkit.model_io import load_keras_file
+        from toolkit.references import check_run
 
         directory = self.recipe.model.towers[4:]
-        try:
-            run = Run.open(directory, need_model=True)
-        except Exception as error:  # noqa: BLE001
-            raise RecipeError(f"model.towers: {directory} is not a finished run ({str(error).splitlines()[0]}); "
-                              "train the retrieval recipe first")
-        metadata = read_toolkit_metadata(run.model_path)
-        if metadata.get("task") != self.name:
-            raise RecipeError(f"model.towers: {directory} is a {metadata.get('task')} run, not a recommender")
+        metadata = check_run("model.towers", directory, lambda metadata: metadata.get("task") == self.name,
+                             "a recommendation run trained on the same data")
         mine = self.model_metadata()
         if metadata.get("user_ids") != mine["user_ids"] or metadata.get("item_ids") != mine["item_ids"]:
             raise RecipeError(f"model.towers: {directory} was trained on other users/items (another data source or "
                               "split); use a run of the same data settings")
-        source = load_keras_file(run.model_path)
+        source = load_keras_file(os.path.join(directory, "model.keras"))
         copied = 0
         for tower in ("user_tower", "item_tower"):
             theirs = {layer.name: layer for layer in source.get_layer(tower).layers}

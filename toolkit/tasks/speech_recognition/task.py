@@ -1,7 +1,7 @@
 """Speech recognition: a DeepSpeech2-style CTC acoustic model with log-mel
 features computed in the graph, WER/CER with jiwer, waveform-to-text export.
 
-Features (`toolkit.tasks.speech_recognition.log_mel`, TensorFlow ops): STFT
+Features (`toolkit.tasks.speech_recognition.task.log_mel`, TensorFlow ops): STFT
 (Hann window), power spectrum, mel filterbank, log, then per-utterance
 normalisation over the utterance's own frames; frames past an utterance's
 length are exactly zero, which is how the model tells padding from speech.
@@ -14,7 +14,7 @@ blank (index 0). Padding frames are forced to predict the blank, so CTC over
 the padded length equals CTC over each utterance's own length, and decoding
 needs no lengths. Trained with `keras.losses.CTC`; decoded greedily, with
 `keras.ops.ctc_decode` beam search, or through a lexicon with a word bigram
-model (`toolkit.tasks.speech_lexicon`, Viterbi in TensorFlow ops).
+model (`toolkit.tasks.speech_recognition.lexicon`, Viterbi in TensorFlow ops).
 
 Serving: `transcribe` (SavedModel) takes float waveforms `[batch, samples]`
 at the recipe's sample rate with their lengths and returns strings
@@ -48,10 +48,10 @@ from pydantic import (
 )
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
-from toolkit.data.speech_sources import SPEECH_SOURCES
 from toolkit.errors import DataError
 from toolkit.tasks.base import Task
-from toolkit.tasks.speech_config import DEFAULT_VOCABULARY, SpeechDataConfig
+from toolkit.tasks.speech_recognition.config import DEFAULT_VOCABULARY, SpeechDataConfig
+from toolkit.tasks.speech_recognition.sources import SPEECH_SOURCES
 
 BLANK = 0
 
@@ -327,7 +327,7 @@ class Transcriber:
         from keras import ops
 
         if method == "lexicon":
-            from toolkit.tasks.speech_lexicon import DecodingGraph, LexiconDecoder
+            from toolkit.tasks.speech_recognition.lexicon import DecodingGraph, LexiconDecoder
 
             return LexiconDecoder(DecodingGraph.from_metadata(self.metadata)).decode(logits)
         batch, frames = tf.shape(logits)[0], tf.shape(logits)[1]
@@ -376,7 +376,7 @@ class Transcriber:
 def make_transcriber(model, metadata):
     """The `Transcriber` of a CTC model, or the `WhisperTranscriber` of a Whisper one."""
     if "whisper" in metadata:
-        from toolkit.tasks.speech_whisper import WhisperTranscriber
+        from toolkit.tasks.speech_recognition.whisper import WhisperTranscriber
 
         return WhisperTranscriber(model, metadata)
     return Transcriber(model, metadata)
@@ -415,7 +415,7 @@ class SpeechRecognitionTask(Task):
     }
 
     def data_from_user(self, user):
-        from toolkit.data.user_data import speech_data
+        from toolkit.tasks.speech_recognition.sources import speech_data
 
         return speech_data(user, self.recipe.data, self.recipe.train.seed, self.recipe.vocabulary)
 
@@ -440,7 +440,7 @@ class SpeechRecognitionTask(Task):
             check_file("decoding.lexicon", recipe.decoding.lexicon, "a text file with one word per line, or train "
                        "(the words of the training transcripts)")
         if recipe.data.source == "espeak":
-            from toolkit.data.speech_sources import check_voices
+            from toolkit.tasks.speech_recognition.sources import check_voices
 
             espeak = recipe.data.espeak
             check_voices(list(espeak.voices) + list(espeak.test_voices))
@@ -449,7 +449,7 @@ class SpeechRecognitionTask(Task):
     def whisper(self):
         """(backbone, tokenizer, audio converter config) of `model.pretrained` (loaded once), or None."""
         if self._whisper is None and self.recipe.model.pretrained:
-            from toolkit.tasks.speech_whisper import load_whisper
+            from toolkit.tasks.speech_recognition.whisper import load_whisper
 
             self._whisper = load_whisper(self.recipe.model.pretrained[4:])
         return self._whisper
@@ -461,6 +461,21 @@ class SpeechRecognitionTask(Task):
             if not self._data.splits.get("train"):
                 raise DataError("data: the train split is empty")
         return self._data
+
+    tfrecord_note = None  # float32 samples (raw bytes), rate, transcript, speaker, id
+
+    def tfrecord_examples(self, split, skipped):
+        from toolkit.data.tfrecord import bytes_feature, int64_feature, serialize
+
+        rate = self.recipe.data.sample_rate
+        for utterance in self.data.splits[split]:
+            yield serialize({"audio": bytes_feature(np.asarray(utterance.audio, "<f4").tobytes()),
+                             "sample_rate": int64_feature(rate), "text": bytes_feature(utterance.text.encode("utf-8")),
+                             "speaker": bytes_feature(utterance.speaker.encode("utf-8")),
+                             "id": bytes_feature(utterance.id.encode("utf-8"))})
+
+    def tfrecord_metadata(self):
+        return {"sample_rate": self.recipe.data.sample_rate}
 
     def build_inputs(self, split, training=False):
         import tensorflow as tf
@@ -501,7 +516,7 @@ class SpeechRecognitionTask(Task):
         """((Whisper features, decoder ids), labels, weights) per utterance, and how to pad them into batches."""
         import tensorflow as tf
 
-        from toolkit.tasks.speech_whisper import features, label_ids
+        from toolkit.tasks.speech_recognition.whisper import features, label_ids
         from toolkit.text_generation import special_ids
 
         tokenizer, ids = self.whisper[1], special_ids(metadata)
@@ -533,7 +548,7 @@ class SpeechRecognitionTask(Task):
         from keras import layers, ops
 
         if self.recipe.model.pretrained:
-            from toolkit.tasks.speech_whisper import build_whisper_model
+            from toolkit.tasks.speech_recognition.whisper import build_whisper_model
 
             return build_whisper_model(self.whisper[0], self.recipe.name or "speech")
         config, augment = self.recipe.model, self.recipe.spec_augment
@@ -604,7 +619,7 @@ class SpeechRecognitionTask(Task):
         if self.recipe.model.pretrained:
             return {}
         if self._lexicon is None:
-            from toolkit.tasks.speech_lexicon import build_lexicon
+            from toolkit.tasks.speech_recognition.lexicon import build_lexicon
 
             words_file = None if self.recipe.decoding.lexicon == "train" else self.recipe.decoding.lexicon
             self._lexicon = build_lexicon([u.text for u in self.data.splits["train"]], self.recipe.vocabulary,
@@ -615,7 +630,7 @@ class SpeechRecognitionTask(Task):
         if not self.recipe.model.pretrained:
             return {}
         if self._whisper_entries is None:  # packing the tokenizer writes files: once
-            from toolkit.tasks.speech_whisper import whisper_metadata
+            from toolkit.tasks.speech_recognition.whisper import whisper_metadata
 
             _, tokenizer, converter_config = self.whisper
             self._whisper_entries = whisper_metadata(self.recipe.model.pretrained, tokenizer, converter_config,
@@ -760,6 +775,7 @@ class SpeechRecognitionTask(Task):
         return float(jiwer.wer(list(targets), [text if text.strip() else "<empty>" for text in outputs]))
 
     tflite_int8_supported = False  # the converter's calibrator cannot run the recurrent layers
+    tflite_unsupported_reason = "a Whisper model's decoding loop is not exported; the CTC acoustic network is"
 
     @property
     def tflite_supported(self):
@@ -823,7 +839,7 @@ class SpeechRecognitionTask(Task):
         waves = cls._waves(samples)
         if "whisper" not in metadata:
             return [features_of(waves, metadata)]
-        from toolkit.tasks.speech_whisper import features_numpy, label_ids, model_tokenizer
+        from toolkit.tasks.speech_recognition.whisper import features_numpy, label_ids, model_tokenizer
         from toolkit.text_generation import special_ids
 
         tokenizer, ids = model_tokenizer(metadata), special_ids(metadata)
@@ -871,7 +887,7 @@ class SpeechRecognitionTask(Task):
         """Transcribes audio files (any common sample rate; resampled) or float waveforms at the model's sample
         rate; returns [{"input", "transcript", ...}]."""
         from toolkit.data.audio_io import load_audio
-        from toolkit.tasks.image import input_names, is_path
+        from toolkit.tasks.image.task import input_names, is_path
 
         rate = int(metadata["sample_rate"])
         waves = [load_audio(str(item), rate) if is_path(item) else np.asarray(item, np.float32).reshape(-1)
@@ -932,12 +948,12 @@ def onnx_transcribe(session, waves, metadata, method=None):
     """Transcripts from the ONNX network with NumPy features: CTC best path, lexicon decoding (`method` or the
     model's `decoding.method` is lexicon; NumPy, the same as the graph's), or Whisper's greedy token loop."""
     if "whisper" in metadata:
-        from toolkit.tasks.speech_whisper import features_numpy, greedy_texts
+        from toolkit.tasks.speech_recognition.whisper import features_numpy, greedy_texts
 
         return greedy_texts(lambda f, d: onnx_logits(session, f, d), features_numpy(waves, metadata), metadata)
     logits = onnx_logits(session, log_mel_numpy(waves, metadata))
     if (method or metadata["decoding"]["method"]) == "lexicon":
-        from toolkit.tasks.speech_lexicon import DecodingGraph, decode_numpy
+        from toolkit.tasks.speech_recognition.lexicon import DecodingGraph, decode_numpy
 
         return decode_numpy(DecodingGraph.from_metadata(metadata), logits)
     return [ids_to_text(ids, metadata["vocabulary"]) for ids in greedy_decode_ids(logits)]

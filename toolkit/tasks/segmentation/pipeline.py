@@ -10,8 +10,15 @@ are one-hot masks with per-pixel sample weights: class weights, and 0 for
 import numpy as np
 import tensorflow as tf
 
-from toolkit.data.images import AUTOTUNE, SplitReport, _with_cardinality, adapt_channels, decode_image, resize_image
 from toolkit.errors import DataError
+from toolkit.tasks.image.pipeline import (
+    AUTOTUNE,
+    SplitReport,
+    _with_cardinality,
+    adapt_channels,
+    decode_image,
+    resize_image,
+)
 
 
 def resize_mask(mask, size):
@@ -21,7 +28,7 @@ def resize_mask(mask, size):
 
 
 def _read_mask(path):
-    from toolkit.data.segmentation_sources import read_mask
+    from toolkit.data.image_io import read_mask
 
     return read_mask(path.decode() if isinstance(path, bytes) else str(path)).astype(np.int32)
 

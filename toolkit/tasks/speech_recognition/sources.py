@@ -36,8 +36,8 @@ Example:
 >>> import os, tempfile
 >>> import numpy as np
 >>> from toolkit.data.audio_io import write_wav
->>> from toolkit.data.speech_sources import SPEECH_SOURCES
->>> from toolkit.tasks.speech_config import DEFAULT_VOCABULARY, SpeechDataConfig
+>>> from toolkit.tasks.speech_recognition.sources import SPEECH_SOURCES
+>>> from toolkit.tasks.speech_recognition.config import DEFAULT_VOCABULARY, SpeechDataConfig
 >>> SPEECH_SOURCES.names()
 ['datasets', 'espeak', 'folder', 'pocketsphinx', 'tfds']
 >>> root = tempfile.mkdtemp()
@@ -75,7 +75,7 @@ import numpy as np
 from toolkit.data import user_data
 from toolkit.data.audio_io import UnreadableAudio, load_audio, read_audio, resample, write_wav
 from toolkit.data.skips import describe
-from toolkit.data.translation_sources import SPLITS, count_skip, empty_report, finish_splits, utf8_lines
+from toolkit.data.splits import SPLITS, count_skip, empty_report, finish_splits, utf8_lines
 from toolkit.errors import DataError
 from toolkit.registry import Registry
 
@@ -94,8 +94,6 @@ SPEECH_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit
 @SPEECH_SOURCES.register("tfrecord")
 def load_tfrecord(config, seed, vocabulary):
     """Sharded TFRecords written by `toolkit data to-tfrecord` (`data.path`: their directory)."""
-    from toolkit.data.tfrecord import load_speech_tfrecords
-
     return load_speech_tfrecords(config, seed, vocabulary)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val", "dev"), "test": ("test",)}
@@ -103,7 +101,6 @@ POCKETSPHINX_PATH = "/usr/share/pocketsphinx/test/data"
 POCKETSPHINX_SETS = (("cards", "cards.transcription"), ("librivox", "transcription"))
 WORDS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "speech_words.txt")
 CORPUS_FORMAT = 1  # bump when generation changes: cached corpora are regenerated
-ESPEAK_RATE = 22050
 
 # Apostrophe look-alikes written as "'"; punctuation (Unicode P*) becomes a space,
 # except these, which carry meaning ("50%", "r&b") and are left to the vocabulary check.
@@ -433,7 +430,7 @@ def load_tfds_speech(config, seed, vocabulary):
     import tensorflow_datasets as tfds
 
     from toolkit.data.audio_io import to_float_samples
-    from toolkit.data.sources import prepare_tfds, tfds_split_names
+    from toolkit.data.tfds import prepare_tfds, tfds_split_names
 
     name = config.tfds_name
     if not name:
@@ -882,3 +879,49 @@ def load_espeak(config, seed, vocabulary):
             "generation_seconds": meta["generation_seconds"], "utterances_per_second": meta["utterances_per_second"],
             "texts_shared_across_splits": meta["texts_shared_across_splits"]}
     return finish_speech(splits, reports, config, seed, provenance, info)
+
+
+# --------------------------------------------------- data= (Python datasets)
+
+
+def speech_data(user, config, seed, vocabulary):
+    """`SpeechData` of (waveform at data.sample_rate, transcript) pairs, checked like file sources."""
+    splits, reports = {}, {}
+    for name in user.splits:
+        utterances, report = [], empty_report()
+        for index, example in enumerate(user.examples(name, batched_rank=2)):
+            wave, transcript = user_data.pair(example, name, index, "(waveform, transcript)")
+            wave = np.asarray(wave, np.float32).reshape(-1)
+            where = f"data['{name}'] example {index}"
+            utterance = make_utterance(f"{name}-{index}", user_data.text(transcript), "", config, vocabulary, report, where,
+                                       audio=wave, rate=config.sample_rate)
+            if utterance is not None:
+                utterances.append(utterance)
+        report["examples"] = len(utterances)
+        splits[name], reports[name] = utterances, report
+    return finish_speech(splits, reports, config, seed, "Python datasets given to toolkit.train", {})
+
+
+def load_speech_tfrecords(config, seed, vocabulary):
+    """`SpeechData` from speech TFRecords (resampled to data.sample_rate; transcripts checked)."""
+    import tensorflow as tf
+
+    from toolkit.data.tfrecord import read_meta, split_records
+
+    meta = read_meta(config.path, "speech_recognition")
+    spec = {name: tf.io.FixedLenFeature([], tf.string) for name in ("audio", "text", "speaker", "id")}
+    spec["sample_rate"] = tf.io.FixedLenFeature([], tf.int64)
+    splits, reports = {}, {}
+    for split in meta["splits"]:
+        utterances, report = [], empty_report()
+        for index, record in enumerate(split_records(config.path, split, spec)):
+            audio = np.frombuffer(record["audio"], "<f4").astype(np.float32)
+            utterance = make_utterance(record["id"].decode("utf-8", "replace"),
+                                       record["text"].decode("utf-8", "replace"),
+                                       record["speaker"].decode("utf-8", "replace"), config, vocabulary, report,
+                                       f"{split} record {index}", audio=audio, rate=int(record["sample_rate"]))
+            if utterance is not None:
+                utterances.append(utterance)
+        report["examples"] = len(utterances)
+        splits[split], reports[split] = utterances, report
+    return finish_speech(splits, reports, config, seed, meta["provenance"], {})

@@ -14,7 +14,7 @@
 
 Example:
 
->>> from toolkit.data.segmentation_sources import SEGMENTATION_SOURCES
+>>> from toolkit.tasks.segmentation.sources import SEGMENTATION_SOURCES
 >>> SEGMENTATION_SOURCES.names()
 ['datasets', 'fashion_scenes', 'folder', 'nuclei', 'tfds']
 """
@@ -24,9 +24,16 @@ import os
 import numpy as np
 
 from toolkit.data import user_data
-from toolkit.data.sources import FASHION_MNIST_CLASSES, IMAGE_EXTENSIONS, LabelledData, Split, finish_splits
+from toolkit.data.image_io import read_mask  # noqa: F401 - the reader of mask files, importable from here
 from toolkit.errors import DataError
 from toolkit.registry import Registry
+from toolkit.tasks.image.sources import (
+    FASHION_MNIST_CLASSES,
+    IMAGE_EXTENSIONS,
+    LabelledData,
+    Split,
+    finish_image_splits,
+)
 
 SEGMENTATION_SOURCES = Registry("segmentation data source", DataError)
 SEGMENTATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
@@ -35,26 +42,6 @@ MASK_EXTENSIONS = (".png", ".bmp", ".gif")
 TFDS_SEGMENTATION = {
     "oxford_iiit_pet": {"mask_key": "segmentation_mask", "offset": -1, "classes": ["pet", "background", "border"]},
 }
-
-
-def read_mask(path):
-    """Reads a class-index mask (single-channel or palette image) as a 2-D uint8/uint16 array."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-            array = np.asarray(image)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise DataError(f"mask {path} is not a readable image: {str(error)[:100]}")
-    if array.ndim == 3:
-        if mode in ("RGB", "RGBA") and np.all(array[..., :3] == array[..., :1]):
-            array = array[..., 0]
-        else:
-            raise DataError(
-                f"mask {path} is a colour image; save class indices as a single-channel or palette PNG"
-            )
-    return array
 
 
 def _index_files(directory, extensions):
@@ -141,7 +128,7 @@ def load_mask_folder(config, seed):
     if not len(splits["train"]):
         raise DataError(f"data.path {root}: no image has a usable mask")
     skipped = {name: getattr(split, "skipped_files", []) for name, split in splits.items()}
-    splits = finish_splits(splits, config, seed)
+    splits = finish_image_splits(splits, config, seed)
     for name, split in splits.items():
         split.skipped_files = skipped.get(name, []) if name in skipped else []
     if "train" in skipped and "validation" not in skipped:
@@ -152,11 +139,10 @@ def load_mask_folder(config, seed):
 @SEGMENTATION_SOURCES.register("tfrecord")
 def load_tfrecord_segmentation(config, seed):
     """Sharded TFRecords written by `toolkit data to-tfrecord` (`data.path`: their directory), streamed."""
-    from toolkit.data.sources import finish_splits
-    from toolkit.data.tfrecord import load_tfrecords
+    from toolkit.tasks.image.sources import finish_image_splits, load_image_tfrecords
 
-    splits, meta = load_tfrecords(config, seed, "segmentation")
-    return LabelledData(finish_splits(splits, config, seed), list(meta["class_names"]), meta["provenance"])
+    splits, meta = load_image_tfrecords(config, "segmentation", "mask")
+    return LabelledData(finish_image_splits(splits, config, seed), list(meta["class_names"]), meta["provenance"])
 
 
 @SEGMENTATION_SOURCES.register("tfds")
@@ -165,7 +151,7 @@ def load_tfds_segmentation(config, seed):
     `data.classes`), read from `data.tfds_data_dir` or downloaded when `data.download`."""
     import tensorflow as tf
 
-    from toolkit.data.sources import _tfds_count, prepare_tfds, tfds_split_names
+    from toolkit.data.tfds import prepare_tfds, tfds_count, tfds_split_names
 
     name = config.tfds_name
     if not name:
@@ -182,9 +168,9 @@ def load_tfds_segmentation(config, seed):
         dataset = dataset.map(
             lambda example: (example["image"], tf.cast(tf.cast(example[mask_key][..., 0], tf.int32) + offset, tf.uint8))
         )
-        splits[split] = Split(dataset=dataset, count=_tfds_count(info, spec))
+        splits[split] = Split(dataset=dataset, count=tfds_count(info, spec))
     provenance = f"TFDS {info.full_name} ({info.homepage or 'tensorflow.org/datasets'})"
-    return LabelledData(finish_splits(splits, config, seed), classes, provenance)
+    return LabelledData(finish_image_splits(splits, config, seed), classes, provenance)
 
 
 def compose_scenes(images, labels, count, size, items, threshold, seed, max_overlap=None):
@@ -239,7 +225,7 @@ def compose_scenes(images, labels, count, size, items, threshold, seed, max_over
 def load_fashion_scenes(config, seed):
     """Canvases composed from Fashion-MNIST items (background + 10 classes); `data.scenes` sets their
     number, size and items per canvas; train/validation/test scenes use items of those splits only."""
-    from toolkit.data.sources import load_fashion_mnist
+    from toolkit.tasks.image.sources import load_fashion_mnist
 
     items = load_fashion_mnist(config.model_copy(update={"limit": type(config.limit)()}), seed)
     scenes = config.scenes
@@ -259,7 +245,7 @@ def load_fashion_scenes(config, seed):
         f"fashion scenes: {scenes.size}x{scenes.size} canvases of {scenes.items[0]}-{scenes.items[1]} items from "
         + items.provenance
     )
-    return LabelledData(finish_splits(splits, config, seed), classes, provenance)
+    return LabelledData(finish_image_splits(splits, config, seed), classes, provenance)
 
 
 def tile_image(image, mask, size, stride, columns):
@@ -320,4 +306,46 @@ def load_nuclei(config, seed):
             raise DataError(f"nuclei: the {name} region {columns} holds no {tiles.size}px tile")
         splits[name] = Split(images=images[..., None], masks=masks)
     provenance = f"nuclei: {STARDIST['origin']}, tiles {tiles.size}px, test = columns {test_start}-{width}"
-    return LabelledData(finish_splits(splits, config, seed), ["background", "nucleus"], provenance, tiled=True)
+    return LabelledData(finish_image_splits(splits, config, seed), ["background", "nucleus"], provenance, tiled=True)
+
+
+# --------------------------------------------------- data= (Python datasets)
+
+
+def mask_array(mask, size, where):
+    """A checked user mask resized by nearest neighbour (`resize_mask`, as the file pipeline does)."""
+    import tensorflow as tf
+
+    from toolkit.tasks.segmentation.pipeline import resize_mask
+
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if mask.ndim != 2 or mask.dtype.kind not in "iub":
+        raise DataError(f"{where}: a mask must be HxW (or HxWx1) class indices; got shape {mask.shape}, "
+                        f"dtype {mask.dtype}")
+    return resize_mask(tf.convert_to_tensor(mask.astype(np.int32)), size).numpy()
+
+
+def segmentation_data(user, config, seed):
+    """`LabelledData` of (image, mask) datasets, resized to `data.image_size` (masks by nearest)."""
+    from toolkit.tasks.image.sources import image_array
+
+    size = tuple(config.image_size)
+    splits, largest = {}, 0
+    for name in user.splits:
+        images, masks = [], []
+        for index, example in enumerate(user.examples(name, batched_rank=4)):
+            where = f"data['{name}'] example {index}"
+            image, mask = user_data.pair(example, name, index, "(image, mask)")
+            images.append(image_array(image, size, config.channels, where))
+            masks.append(mask_array(mask, size, where))
+            largest = max(largest, int(masks[-1].max()))
+        if not images:
+            raise DataError(f"data['{name}'] has no examples")
+        splits[name] = Split(images=np.stack(images), masks=np.stack(masks))
+    class_names = config.classes or user_data.class_names(user, largest + 1, "data")
+    if largest >= len(class_names):
+        raise DataError(f"data: a mask holds class {largest} but data.classes names {len(class_names)} classes")
+    return LabelledData(finish_image_splits(splits, config, seed), list(class_names),
+                        "Python datasets given to toolkit.train")

@@ -14,7 +14,7 @@ the recipe's vocabulary, so WER/CER compare like with like.
 
 Example:
 
->>> from toolkit.tasks.speech_whisper import vocabulary_pattern
+>>> from toolkit.tasks.speech_recognition.whisper import vocabulary_pattern
 >>> vocabulary_pattern("ab' ")
 "[^ab' ]"
 """
@@ -22,7 +22,7 @@ Example:
 import numpy as np
 
 from toolkit.errors import RecipeError, preset_error
-from toolkit.tasks.speech_recognition import Transcriber
+from toolkit.tasks.speech_recognition.task import Transcriber
 
 CONVERTER_KEYS = ("num_mels", "num_fft_bins", "stride", "sampling_rate", "max_audio_length")
 

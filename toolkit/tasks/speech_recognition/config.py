@@ -2,7 +2,7 @@
 
 Example:
 
->>> from toolkit.tasks.speech_config import SpeechDataConfig
+>>> from toolkit.tasks.speech_recognition.config import SpeechDataConfig
 >>> config = SpeechDataConfig()
 >>> config.source, config.sample_rate, config.espeak.utterances.train
 ('espeak', 16000, 2000)
@@ -29,7 +29,6 @@ DEFAULT_VOICES = [
     "en-us+f3", "en-gb+m3", "en-us+m7", "en-gb-scotland+f2", "en-029+m2", "en-gb-x-rp+f5",
 ]
 DEFAULT_TEST_VOICES = ["en-us-nyc+m4", "en-gb-x-gbcwmd+f4"]
-TEXT_KINDS = ("words", "numbers", "sentences")
 _VOICE = re.compile(r"^[A-Za-z0-9_\-/]+(\+[A-Za-z0-9_\- ]+)?$")
 
 

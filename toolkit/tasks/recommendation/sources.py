@@ -58,8 +58,8 @@ Nothing here imports TensorFlow at module level.
 Example:
 
 >>> import os, tempfile
->>> from toolkit.data.recommendation_sources import RECOMMENDATION_SOURCES, load_recommendation_data
->>> from toolkit.tasks.recommendation_config import RecommendationDataConfig
+>>> from toolkit.tasks.recommendation.sources import RECOMMENDATION_SOURCES, load_recommendation_data
+>>> from toolkit.tasks.recommendation.config import RecommendationDataConfig
 >>> RECOMMENDATION_SOURCES.names()
 ['csv', 'datasets', 'movielens', 'tfds']
 >>> path = os.path.join(tempfile.mkdtemp(), "plays.csv")
@@ -94,7 +94,7 @@ import numpy as np
 
 from toolkit.data import user_data
 from toolkit.data.skips import describe
-from toolkit.data.translation_sources import MAX_SKIPPED_EXAMPLES, SPLITS, count_skip, empty_report, utf8_lines
+from toolkit.data.splits import MAX_SKIPPED_EXAMPLES, SPLITS, count_skip, empty_report, utf8_lines
 from toolkit.errors import DataError
 from toolkit.registry import Registry, did_you_mean
 
@@ -962,7 +962,7 @@ def _genre_names(info):
 def load_tfds_ratings(config, seed):
     """A TFDS MovieLens ratings dataset (`data.tfds_name`, default movielens/100k-ratings) with its user and
     movie features, from `data.tfds_data_dir` or downloaded when `data.download`."""
-    from toolkit.data.sources import prepare_tfds
+    from toolkit.data.tfds import prepare_tfds
 
     name = config.tfds_name or DEFAULT_TFDS_NAME
     try:
@@ -1019,3 +1019,44 @@ def load_tfds_ratings(config, seed):
     return build_recommendation_data(raw, config, seed, provenance, report,
                                      user_table if user_table.rows else None,
                                      item_table if item_table.rows else None, details)
+
+
+# --------------------------------------------------- data= (Python datasets)
+
+
+COLUMNS = ("user", "item", "rating", "timestamp")
+
+
+def recommendation_data(user, config, seed):
+    """`RecommendationData` of interaction rows; the recipe's `data.split` cuts the splits."""
+    if set(user.splits) != {"train"}:
+        raise DataError("data: a recommender takes one table of interactions (data=rows); data.split "
+                        "(random, leave_last_out, kfold) cuts validation and test from it")
+    rows = user.splits["train"]
+    if isinstance(rows, dict):
+        columns = rows
+    else:
+        columns = {name: [] for name in COLUMNS}
+        for index, row in enumerate(user.examples("train", batched_rank=1)):
+            if not isinstance(row, dict) or "user" not in row or "item" not in row:
+                raise DataError(f"data example {index}: expected a dict with 'user' and 'item' "
+                                f"(and optionally 'rating', 'timestamp'); got {type(row).__name__}")
+            for name in COLUMNS:
+                columns[name].append(row.get(name, 1.0 if name == "rating" else index))
+    unknown = sorted(set(columns) - set(COLUMNS))
+    if unknown or "user" not in columns or "item" not in columns:
+        raise DataError(f"data: interaction columns are {', '.join(COLUMNS)} (user and item required); "
+                        f"got {', '.join(map(str, columns))}")
+    count = len(columns["user"])
+    if any(len(values) != count for values in columns.values()):
+        raise DataError("data: the interaction columns have different lengths; give one value per row in each")
+    if not count:
+        raise DataError("data: no interactions")
+    ids = lambda values: np.asarray([user_data.text(value) for value in values], dtype=str)  # noqa: E731
+    raw = RawInteractions(
+        "data", ids(columns["user"]), ids(columns["item"]),
+        np.asarray(columns.get("rating", np.ones(count)), np.float32),
+        np.asarray(columns.get("timestamp", np.arange(count)), np.int64), np.arange(count, dtype=np.int64))
+    report = empty_report()
+    report["rows_read"] = count
+    return build_recommendation_data(raw, config, seed, "Python datasets given to toolkit.train", report)

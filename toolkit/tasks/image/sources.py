@@ -2,12 +2,12 @@
 
 Sources are registered by name (`data.source` in a recipe). They return
 lists of files or in-memory arrays plus class names; the per-modality
-pipelines in `toolkit.data.images` turn those into `tf.data` datasets.
+pipelines in `toolkit.tasks.image.pipeline` turn those into `tf.data` datasets.
 Nothing here imports TensorFlow at module level.
 
 Example:
 
->>> from toolkit.data.sources import CLASSIFICATION_SOURCES
+>>> from toolkit.tasks.image.sources import CLASSIFICATION_SOURCES
 >>> "folder" in CLASSIFICATION_SOURCES and "fashion_mnist" in CLASSIFICATION_SOURCES
 True
 """
@@ -20,13 +20,13 @@ from typing import Optional
 import numpy as np
 
 from toolkit.data import user_data
+from toolkit.data.tfds import prepare_tfds, tfds_count, tfds_split_names
 from toolkit.errors import DataError
 from toolkit.registry import Registry
 
 CLASSIFICATION_SOURCES = Registry("image classification data source", DataError)
 CLASSIFICATION_SOURCES.register(user_data.SOURCE, user_data.refuse_in_recipe)  # toolkit.train(recipe, data=...)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass
@@ -109,7 +109,7 @@ def _strata(split):
     return split.labels if split.labels is not None else np.zeros(len(split), np.int64)
 
 
-def finish_splits(splits, config, seed):
+def finish_image_splits(splits, config, seed):
     """Fills missing validation/test splits by seeded stratified splits, then applies limits."""
     if "test" not in splits:
         if config.test_fraction <= 0:
@@ -203,7 +203,7 @@ def load_folder(config, seed):
     else:
         splits["train"], class_names = _read_class_folders(root)
     return LabelledData(
-        finish_splits(splits, config, seed), class_names, f"image folder {root}"
+        finish_image_splits(splits, config, seed), class_names, f"image folder {root}"
     )
 
 
@@ -279,82 +279,40 @@ def load_fashion_mnist(config, seed):
         "train": Split(labels=y_train.astype(np.int64), images=x_train[..., None]),
         "test": Split(labels=y_test.astype(np.int64), images=x_test[..., None]),
     }
-    return LabelledData(finish_splits(splits, config, seed), list(FASHION_MNIST_CLASSES), provenance)
+    return LabelledData(finish_image_splits(splits, config, seed), list(FASHION_MNIST_CLASSES), provenance)
 
 
 # -------------------------------------------------------------------------- TFDS
 
 
-def prepare_tfds(name, config):
-    """Returns (builder, info) of a TFDS dataset, prepared on disk (downloading when allowed)."""
-    import tensorflow_datasets as tfds
-
-    try:
-        builder = tfds.builder(name, data_dir=config.tfds_data_dir)
-    except Exception as error:  # noqa: BLE001 - tfds raises DatasetNotFoundError and others
-        raise DataError(f"data.tfds_name {name!r}: {str(error).splitlines()[0][:200]}")
-    if not _tfds_prepared(builder):
-        if not config.download:
-            raise DataError(
-                f"TFDS dataset {name} is not prepared in {builder.data_dir} and data.download is false; "
-                f"prepare it with: tfds build {name}"
-            )
-        if not _can_resolve("storage.googleapis.com"):  # TFDS would retry for minutes
-            raise DataError(
-                f"TFDS dataset {name} is not on disk in {builder.data_dir} and this machine is offline; run "
-                f"`tfds build {name}` on a connected machine and copy ~/tensorflow_datasets, or use data.source: folder"
-            )
-        try:
-            builder.download_and_prepare()
-        except Exception as error:  # noqa: BLE001
-            raise DataError(
-                f"TFDS dataset {name} is not on disk and could not be downloaded ({str(error).splitlines()[0][:160]}); "
-                f"run `tfds build {name}` on a connected machine and copy ~/tensorflow_datasets, "
-                "or use data.source: folder"
-            )
-    return builder, builder.info
-
-
-def tfds_split_names(info, config):
-    """Maps train/validation/test to TFDS split specs, slicing train where a split is missing."""
-    # Without stored metadata (e.g. tfds.testing.mock_data) assume a train split.
-    available = set(info.splits.keys()) or {"train"}
-    if "train" not in available:
-        raise DataError(f"TFDS dataset {info.name} has no 'train' split (it has {', '.join(sorted(available))})")
-    names = {"train": "train"}
-    if "test" in available:
-        names["test"] = "test"
-    else:
-        cut = int(round(100 * (1 - config.test_fraction)))
-        names["train"], names["test"] = f"train[:{cut}%]", f"train[{cut}%:]"
-    if "validation" in available:
-        names["validation"] = "validation"
-    elif config.validation_fraction > 0:
-        base = names["train"]
-        cut = int(round(100 * (1 - config.validation_fraction)))
-        if base == "train":
-            names["train"], names["validation"] = f"train[:{cut}%]", f"train[{cut}%:]"
-        else:  # train[:80%] -> nested slicing by absolute percentages
-            end = int(base[len("train[:"):-2])
-            middle = end * cut // 100
-            names["train"], names["validation"] = f"train[:{middle}%]", f"train[{middle}%:{end}%]"
-    return names
-
-
-def _tfds_count(info, spec):
-    try:
-        return int(info.splits[spec].num_examples)
-    except (KeyError, ValueError, TypeError):
-        return None  # counted when the pipeline first reads it
-
-
 @CLASSIFICATION_SOURCES.register("tfrecord")
 def load_tfrecord(config, seed):
     """Sharded TFRecords written by `toolkit data to-tfrecord` (`data.path`: their directory), streamed."""
-    from toolkit.data.tfrecord import load_tfrecords
+    splits, meta = load_image_tfrecords(config, "image_classification", "label")
+    return LabelledData(finish_image_splits(splits, config, seed), list(meta["class_names"]), meta["provenance"])
 
-    splits, meta = load_tfrecords(config, seed, "image_classification")
-    return LabelledData(finish_splits(splits, config, seed), list(meta["class_names"]), meta["provenance"])
+
+def load_image_tfrecords(config, task, target):
+    """{split: Split(dataset streaming the shards, count)} and the metadata of a TFRecord directory of images
+    with a `target`: "label" (int64) or "mask" (PNG of class indices)."""
+    import tensorflow as tf
+
+    from toolkit.data.tfrecord import read_meta, stream_splits
+
+    meta = read_meta(config.path, task)
+    channels = int(meta["channels"])
+    spec = {"image": tf.io.FixedLenFeature([], tf.string),
+            target: tf.io.FixedLenFeature([], tf.string if target == "mask" else tf.int64)}
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, spec)
+        image = tf.io.decode_png(example["image"], channels=channels)
+        if target == "mask":
+            return image, tf.io.decode_png(example["mask"], channels=1)[..., 0]
+        return image, example["label"]
+
+    return {split: Split(dataset=dataset, count=count)
+            for split, (dataset, count) in stream_splits(config.path, meta, parse).items()}, meta
 
 
 @CLASSIFICATION_SOURCES.register("tfds")
@@ -369,36 +327,56 @@ def load_tfds(config, seed):
     splits = {}
     for split, spec in tfds_split_names(info, config).items():
         dataset = builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
-        splits[split] = Split(dataset=dataset, count=_tfds_count(info, spec))
+        splits[split] = Split(dataset=dataset, count=tfds_count(info, spec))
     provenance = f"TFDS {info.full_name} ({info.homepage or 'tensorflow.org/datasets'})"
-    return LabelledData(finish_splits(splits, config, seed), class_names, provenance)
+    return LabelledData(finish_image_splits(splits, config, seed), class_names, provenance)
 
 
-def _can_resolve(host, timeout=5.0):
-    """True when `host` resolves within `timeout` seconds (a cheap online check)."""
-    import socket
-    import threading
-
-    result = []
-
-    def resolve():
-        try:
-            socket.getaddrinfo(host, 443)
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=resolve, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
+# --------------------------------------------------- data= (Python datasets)
 
 
-def _tfds_prepared(builder):
-    try:
-        return bool(builder.info.splits) and os.path.isdir(builder.data_dir) and any(
-            name.endswith((".tfrecord", ".array_record")) or ".tfrecord-" in name or ".array_record-" in name
-            for name in os.listdir(builder.data_dir)
-        )
-    except Exception:  # noqa: BLE001
-        return False
+def image_array(image, size, channels, where):
+    """A checked user image at `size` and `channels`, converted as the file pipeline does (uint8)."""
+    import tensorflow as tf
+
+    from toolkit.tasks.image.pipeline import adapt_channels, resize_image
+
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise DataError(f"{where}: an image must be HxW or HxWxC with 1, 3 or 4 channels; got shape {image.shape}")
+    if image.dtype.kind == "f" and image.size and float(image.max()) <= 1.0 and float(image.max()) > 0:
+        raise DataError(f"{where}: float pixels in [0, 1]; give 0-255 values "
+                        "(as keras.utils.image_dataset_from_directory and TFDS do)")
+    resized = resize_image(adapt_channels(tf.convert_to_tensor(image), channels), size).numpy()
+    return np.clip(np.round(resized), 0, 255).astype(np.uint8)
+
+
+def label_index(label, where):
+    label = np.asarray(label)
+    if label.ndim == 1 and label.size > 1:  # one-hot / categorical
+        return int(np.argmax(label))
+    if label.size != 1 or label.dtype.kind not in "iub":
+        raise DataError(f"{where}: a label must be an int class index or a one-hot vector; got {label!r:.60}")
+    return int(label.reshape(()))
+
+
+def classification_data(user, config, seed):
+    """`LabelledData` of (image, label) datasets, resized to `data.image_size`."""
+    splits, largest = {}, -1
+    for name in user.splits:
+        images, labels = [], []
+        for index, example in enumerate(user.examples(name, batched_rank=4)):
+            where = f"data['{name}'] example {index}"
+            image, label = user_data.pair(example, name, index, "(image, label)")
+            images.append(image_array(image, tuple(config.image_size), config.channels, where))
+            labels.append(label_index(label, where))
+            if labels[-1] < 0:
+                raise DataError(f"{where}: negative label {labels[-1]}")
+        if not images:
+            raise DataError(f"data['{name}'] has no examples")
+        largest = max(largest, max(labels))
+        splits[name] = Split(labels=np.asarray(labels, np.int64), images=np.stack(images))
+    class_names = user_data.class_names(user, largest + 1, "data")
+    return LabelledData(finish_image_splits(splits, config, seed), class_names, "Python datasets given to toolkit.train")

@@ -63,7 +63,7 @@ class ImageTask(Task):
         return {split: report.to_dict() for split, report in self._reports.items()}
 
     def build_preprocessor(self):
-        from toolkit.data.images import adapt_channels, resize_image
+        from toolkit.tasks.image.pipeline import adapt_channels, resize_image
 
         size, channels = tuple(self.recipe.data.image_size), self.recipe.data.channels
         return lambda images: resize_image(adapt_channels(images, channels), size)
@@ -145,11 +145,28 @@ class ImageTask(Task):
 
     def representative_inputs(self, count):
         """Up to `count` training images as the network takes them (float32 [1, H, W, C]), for int8 calibration."""
-        from toolkit.data.images import resize_image
+        from toolkit.tasks.image.pipeline import resize_image
 
         size = tuple(self.recipe.data.image_size)
         return [np.asarray(resize_image(image, size), np.float32)[None]
                 for image, _ in self.split_examples("train", count, targets=False)]
+
+    tfrecord_note = None  # images (PNG) with their targets
+
+    def tfrecord_examples(self, split, skipped):
+        from toolkit.data.tfrecord import bytes_feature, serialize
+        from toolkit.tasks.image.pipeline import encode_png
+
+        for image, target in self.split_examples(split, skipped=skipped):
+            yield serialize({"image": bytes_feature(encode_png(np.asarray(image, np.uint8))),
+                             **self.tfrecord_target(target)})
+
+    def tfrecord_target(self, target):
+        """{feature name: tf.train.Feature} of one example's target."""
+        raise NotImplementedError
+
+    def tfrecord_metadata(self):
+        return {"class_names": list(self.class_names), "channels": self.recipe.data.channels}
 
     def split_examples(self, split_name, limit=None, targets=True, skipped=None):
         """Yields (uint8 image (H, W, C), label or mask) of a split as its source holds them (unreadable files
@@ -157,7 +174,7 @@ class ImageTask(Task):
         `targets=False` the target is None and is not read."""
         import itertools
 
-        from toolkit.data.images import adapt_channels
+        from toolkit.tasks.image.pipeline import adapt_channels
 
         split, channels = self.data.splits[split_name], self.recipe.data.channels
         masks = getattr(split, "masks", None) is not None or getattr(split, "mask_paths", None) is not None
@@ -176,8 +193,8 @@ class ImageTask(Task):
     def _file_examples(split, channels, masks, skipped=None):
         """(image, target) of a file split; `masks` True: mask files, False: labels, None: no target. Unreadable
         files are skipped (and their errors appended to `skipped`, a list, when given)."""
-        from toolkit.data.images import load_image_files
-        from toolkit.data.segmentation_sources import read_mask
+        from toolkit.data.image_io import read_mask
+        from toolkit.tasks.image.pipeline import load_image_files
 
         for index, path in enumerate(split.paths):
             try:
@@ -218,7 +235,7 @@ class ImageTask(Task):
     def read_inputs(cls, inputs, channels, with_tensorflow):
         """Reads user inputs (paths or uint8 arrays) into uint8 (H, W, C) arrays."""
         if with_tensorflow:
-            from toolkit.data.images import load_image_files
+            from toolkit.tasks.image.pipeline import load_image_files
 
             return [load_image_files([item], channels)[0] if is_path(item) else as_image(item, channels)
                     for item in inputs]

@@ -25,9 +25,9 @@ import numpy as np
 from pydantic import Field
 
 from toolkit.config.schema import ClassifierModelConfig, ImageDataConfig, ImageRecipe
-from toolkit.data.sources import CLASSIFICATION_SOURCES
 from toolkit.errors import DataError
-from toolkit.tasks.image import ImageTask, input_names, is_path, stack_batch
+from toolkit.tasks.image.sources import CLASSIFICATION_SOURCES
+from toolkit.tasks.image.task import ImageTask, input_names, is_path, stack_batch
 
 
 class ImageClassificationRecipe(ImageRecipe):
@@ -48,17 +48,22 @@ class ImageClassificationTask(ImageTask):
     default_monitor = "val_accuracy"
 
     def data_from_user(self, user):
-        from toolkit.data.user_data import classification_data
+        from toolkit.tasks.image.sources import classification_data
 
         return classification_data(user, self.recipe.data, self.recipe.train.seed)
 
     def split_dataset(self, split):
-        from toolkit.data.images import image_dataset
+        from toolkit.tasks.image.pipeline import image_dataset
 
         return image_dataset(split, self.recipe.data, self.recipe.data.on_error)
 
+    def tfrecord_target(self, target):
+        from toolkit.data.tfrecord import int64_feature
+
+        return {"label": int64_feature(target)}
+
     def build_inputs(self, split, training=False):
-        from toolkit.data.images import batched, build_augmenter
+        from toolkit.tasks.image.pipeline import batched, build_augmenter
 
         dataset = self._unbatched(split)
         if dataset is None:
@@ -166,7 +171,7 @@ class ImageClassificationTask(ImageTask):
     def serving_signatures(self, model):
         import tensorflow as tf
 
-        from toolkit.data.images import decode_image, resize_image
+        from toolkit.tasks.image.pipeline import decode_image, resize_image
 
         height, width = self.recipe.data.image_size
         channels = self.recipe.data.channels
@@ -207,7 +212,7 @@ class ImageClassificationTask(ImageTask):
 
     @classmethod
     def reference_outputs(cls, model, samples, metadata, endpoint):
-        from toolkit.data.images import resize_image
+        from toolkit.tasks.image.pipeline import resize_image
 
         size = tuple(metadata["image_size"])
         return np.concatenate([np.asarray(model(resize_image(image, size)[None], training=False)) for image in samples])
@@ -218,7 +223,7 @@ class ImageClassificationTask(ImageTask):
         if format_name == "saved_model":
             import tensorflow as tf
 
-            from toolkit.data.images import png_bytes
+            from toolkit.tasks.image.pipeline import png_bytes
 
             encoded = tf.constant(png_bytes(samples))
             by_bytes = artifact.signatures["serving_default"](image_bytes=encoded)["probabilities"].numpy()
@@ -244,7 +249,7 @@ class ImageClassificationTask(ImageTask):
         if runtime == "saved_model":
             probabilities = _saved_model_probabilities(handle, inputs, channels)
         elif runtime == "keras":
-            from toolkit.data.images import resize_image
+            from toolkit.tasks.image.pipeline import resize_image
 
             images = cls.read_inputs(inputs, channels, with_tensorflow=True)
             batch = stack_batch(images, size, lambda image: resize_image(image, size).numpy())
@@ -268,7 +273,7 @@ class ImageClassificationTask(ImageTask):
 def _saved_model_probabilities(loaded, inputs, channels):
     import tensorflow as tf
 
-    from toolkit.data.images import load_image_files
+    from toolkit.tasks.image.pipeline import load_image_files
 
     if all(is_path(item) for item in inputs):
         load_image_files(inputs, channels)  # one clear error per unreadable file, before serving

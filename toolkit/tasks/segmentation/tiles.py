@@ -17,7 +17,7 @@ float rounding.
 Example:
 
 >>> import numpy as np
->>> from toolkit.tasks.segmentation_tiles import window_starts, tiled_probabilities
+>>> from toolkit.tasks.segmentation.tiles import window_starts, tiled_probabilities
 >>> window_starts(100, 64, 48)
 [0, 36]
 >>> identity = lambda batch: np.concatenate([batch, 1 - batch], axis=-1)

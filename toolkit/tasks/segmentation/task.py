@@ -7,7 +7,7 @@ backbone feature extractor (strides 2..32) -> decoder -> per-pixel softmax.
 Images of another size than the model's are resized to it and the masks
 resized back, or, for a model trained on tiles of larger images
 (`inference.mode`), segmented window by window at their own scale
-(`toolkit.tasks.segmentation_tiles`), in every runtime.
+(`toolkit.tasks.segmentation.tiles`), in every runtime.
 
 Serving: `serving_default` takes a batch of encoded images of any size and
 returns, at each image's own size, the class-index `mask` and the
@@ -31,9 +31,9 @@ import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from toolkit.config.schema import BackboneModelConfig, ExportConfig, ImageDataConfig, ImageRecipe, StrictModel
-from toolkit.data.segmentation_sources import SEGMENTATION_SOURCES
 from toolkit.errors import DataError
-from toolkit.tasks.image import ImageTask, input_names, is_path, stack_batch
+from toolkit.tasks.image.task import ImageTask, input_names, is_path, stack_batch
+from toolkit.tasks.segmentation.sources import SEGMENTATION_SOURCES
 
 # ----------------------------------------------------------------------- recipe
 
@@ -285,7 +285,7 @@ class SegmentationTask(ImageTask):
     agreement_unit = "argmax per pixel"
 
     def data_from_user(self, user):
-        from toolkit.data.user_data import segmentation_data
+        from toolkit.tasks.segmentation.sources import segmentation_data
 
         return segmentation_data(user, self.recipe.data, self.recipe.train.seed)
 
@@ -296,13 +296,22 @@ class SegmentationTask(ImageTask):
         return list(self.recipe.data.classes or self.data.class_names)
 
     def split_dataset(self, split):
-        from toolkit.data.segmentation import segmentation_dataset
+        from toolkit.tasks.segmentation.pipeline import segmentation_dataset
 
         return segmentation_dataset(split, self.recipe.data, self.recipe.data.on_error)
 
+    def tfrecord_target(self, target):
+        from toolkit.data.tfrecord import bytes_feature
+        from toolkit.tasks.image.pipeline import encode_png
+
+        mask = np.asarray(target)
+        if mask.max(initial=0) > 255:
+            raise DataError("to-tfrecord: a mask holds class indices above 255; PNG masks hold 0-255")
+        return {"mask": bytes_feature(encode_png(mask.astype(np.uint8)[..., None]))}
+
     def build_inputs(self, split, training=False):
-        from toolkit.data.images import build_augmenter
-        from toolkit.data.segmentation import segmentation_batches
+        from toolkit.tasks.image.pipeline import build_augmenter
+        from toolkit.tasks.segmentation.pipeline import segmentation_batches
 
         dataset = self._unbatched(split)
         if dataset is None:
@@ -322,7 +331,7 @@ class SegmentationTask(ImageTask):
         import keras
 
         from toolkit.backbones.build import feature_extractor
-        from toolkit.decoders import deeplab_v3_plus, unet
+        from toolkit.tasks.segmentation.decoders import deeplab_v3_plus, unet
 
         inputs, x = self.build_stem()
         height, width = self.recipe.data.image_size
@@ -430,13 +439,14 @@ class SegmentationTask(ImageTask):
         ]
 
     def plot(self, model, metrics, run_dir):
-        from toolkit.plots import plot_segmentation_grid
+        from toolkit.plots import plot_mask_grid
 
         rows = []
-        for images, truth, predicted in self.predicted_masks(model, "test", count=8):
-            rows.extend(zip(images, truth, predicted))
         colours = palette(len(self.class_names))
-        plot_segmentation_grid(rows[:8], colours, self.class_names, os.path.join(run_dir, "predictions.png"))
+        for images, truth, predicted in self.predicted_masks(model, "test", count=8):
+            rows.extend((image, colourise(np.asarray(t), colours), colourise(np.asarray(p), colours))
+                        for image, t, p in zip(images, truth, predicted))
+        plot_mask_grid(rows[:8], colours, self.class_names, os.path.join(run_dir, "predictions.png"))
         return ["predictions.png"]
 
     # Serving and export -------------------------------------------------
@@ -454,7 +464,7 @@ class SegmentationTask(ImageTask):
     def serving_signatures(self, model):
         import tensorflow as tf
 
-        from toolkit.data.images import decode_image
+        from toolkit.tasks.image.pipeline import decode_image
 
         channels = self.recipe.data.channels
         count = len(self.class_names)
@@ -509,7 +519,7 @@ class SegmentationTask(ImageTask):
     @classmethod
     def quality(cls, outputs, targets, metadata):
         """Mean IoU of model-size outputs against the masks (resized to the model size, nearest)."""
-        from toolkit.data.segmentation import resize_mask
+        from toolkit.tasks.segmentation.pipeline import resize_mask
 
         size, classes = tuple(metadata["image_size"]), len(metadata["class_names"])
         confusion = sum(confusion_matrix(np.asarray(resize_mask(mask, size)), np.argmax(output, axis=-1), classes,
@@ -533,7 +543,7 @@ class SegmentationTask(ImageTask):
         if format_name == "saved_model":
             import tensorflow as tf
 
-            from toolkit.data.images import png_bytes
+            from toolkit.tasks.image.pipeline import png_bytes
 
             answer = artifact.signatures["serving_default"](image_bytes=tf.constant(png_bytes(samples)))
             padded, sizes = answer["probabilities"].numpy(), answer["image_size"].numpy()
@@ -605,7 +615,7 @@ def describe_inference(image_shape, metadata):
     size = tuple(metadata["image_size"])
     mode, overlap = inference_settings(metadata)
     if mode == "tile":
-        from toolkit.tasks.segmentation_tiles import describe
+        from toolkit.tasks.segmentation.tiles import describe
 
         return describe(image_shape, size, overlap)
     if tuple(image_shape[:2]) == size:
@@ -628,7 +638,7 @@ def segmenter(predict_batch, metadata, tensorflow=False):
     size = tuple(metadata["image_size"])
     mode, overlap = inference_settings(metadata)
     if mode == "tile":
-        from toolkit.tasks.segmentation_tiles import tiled_probabilities
+        from toolkit.tasks.segmentation.tiles import tiled_probabilities
 
         return lambda image: tiled_probabilities(image, predict_batch, size, overlap)
 
@@ -655,7 +665,7 @@ def segmenter_tf(model, metadata):
     count = len(metadata["class_names"])
     mode, overlap = inference_settings(metadata)
     if mode == "tile":
-        from toolkit.tasks.segmentation_tiles import tiled_probabilities_tf
+        from toolkit.tasks.segmentation.tiles import tiled_probabilities_tf
 
         def segment(images):
             images = tf.cast(images, tf.float32)
