@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_DATA := dataset-fashion-mnist sword-text-web sword-text-sparv espeak-ng pocketsphinx-testdata
 RECIPE ?= recipes/image_classification/fashion_mnist.yaml
 
-.PHONY: setup data demo test test-fast bench lint clean
+.PHONY: setup data demo test test-fast docs bench lint clean
 
 setup: $(STAMP) data
 
@@ -58,6 +58,9 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+docs: setup
+	$(PY) docs/generate.py
 
 bench: setup
 	$(PY) bench/run.py

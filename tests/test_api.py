@@ -13,6 +13,8 @@ from toolkit.tasks import make_task
 
 from conftest import make_image_folder, run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 
 def colour_arrays(count, seed):
     """Images whose class is the brightest channel (learnable in a few steps)."""

@@ -11,6 +11,8 @@ from toolkit.errors import BackboneError, WeightsUnavailableError
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
                                   "efficientnet_v2_b0", "resnet50_v2", "convnext_tiny", "resnet_mini"])

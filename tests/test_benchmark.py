@@ -5,8 +5,11 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from conftest import run_cli
+
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
 
 
 def test_benchmark_times_every_format_with_the_predict_path(trained_run):

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import REPO, run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 VERBS = ["train", "evaluate", "predict", "export", "verify", "config", "list", "weights", "data"]
 
 

@@ -20,7 +20,7 @@ LAYERS = [
     ("foundation", ["toolkit.errors", "toolkit.registry", "toolkit.atomic", "toolkit.quiet", "toolkit.progress",
                     "toolkit.paths", "toolkit.devices", "toolkit.text_metrics", "toolkit.data.skips",
                     "toolkit.config.base", "toolkit.config.tasks"]),
-    ("tables", ["toolkit.backbones.registry", "toolkit.export.formats"]),
+    ("tables", ["toolkit.backbones.registry", "toolkit.export.formats", "toolkit.runtimes"]),
     ("config", ["toolkit.config"]),
     ("infrastructure", ["toolkit.data", "toolkit.backbones", "toolkit.export", "toolkit.training",
                         "toolkit.text_generation", "toolkit.references", "toolkit.model_io",

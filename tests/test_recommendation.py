@@ -13,6 +13,8 @@ from toolkit.errors import ToolkitError
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 GROUPS, USERS, ITEMS = 3, 45, 30
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from conftest import REPO, make_image_folder, run_cli, write_recipe
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 
 def read_state(run_dir):
     try:

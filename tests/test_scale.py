@@ -8,6 +8,8 @@ import pytest
 
 from conftest import make_image_folder, run_cli, write_recipe
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_and_exports_float32(tmp_path, precision):

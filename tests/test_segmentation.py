@@ -15,6 +15,8 @@ from toolkit.tasks.segmentation.task import confusion_matrix, segmentation_metri
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 COLOURS = [(20, 20, 20), (220, 60, 60), (60, 220, 60)]
 
 

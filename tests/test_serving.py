@@ -22,6 +22,8 @@ from toolkit.serving import RequestError, Server, parse_instances, resolve_model
 
 from conftest import REPO, run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 IMAGE = {"task": "image_classification", "input": "image", "channels": 3}
 
 

@@ -15,6 +15,8 @@ from toolkit.tasks.speech_recognition.task import greedy_decode_ids, ids_to_text
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="Debian espeak-ng is not installed (apt-get install espeak-ng)")
 VOCABULARY = "abcdefghijklmnopqrstuvwxyz' "

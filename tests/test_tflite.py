@@ -12,6 +12,8 @@ import pytest
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 
 @pytest.fixture(scope="module")
 def tflite_run(trained_run, tmp_path_factory):

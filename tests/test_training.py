@@ -8,6 +8,8 @@ from toolkit.training.trainer import make_optimizer, plan_phases, set_trainable,
 
 from conftest import make_image_folder, write_recipe
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 
 def recipe_with(tmp_path, **train):
     path = write_recipe(tmp_path / "r.yaml", tmp_path / "data", tmp_path / "runs")

@@ -13,6 +13,8 @@ from toolkit.tasks import make_task
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 WORDS = ["red", "blue", "green", "cat", "dog", "big", "small", "runs", "sees", "one", "two", "three"]
 TOY = {word: word[::-1].upper() for word in WORDS}  # "cat" -> "TAC"
 

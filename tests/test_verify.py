@@ -9,6 +9,8 @@ import pytest
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 
 @pytest.mark.slow
 def test_mismatched_onnx_export_fails_verify(trained_run, tmp_path):

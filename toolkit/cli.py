@@ -90,8 +90,11 @@ def _parser():
                "'{\"instances\": [{\"b64\": \"...\"}]}' http://127.0.0.1:8501/v1/models/fashion_mnist:predict",
     )
     serve.add_argument("model", metavar="EXPORT_DIR")
-    serve.add_argument("--runtime", choices=["saved_model", "onnx", "tflite"], default=None,
-                       help="which export to serve (default: saved_model if present, else onnx, else tflite)")
+    from toolkit.runtimes import servable_runtimes
+
+    served = servable_runtimes()
+    serve.add_argument("--runtime", choices=served, default=None,
+                       help=f"which export to serve (default: the first present of {', '.join(served)})")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
     serve.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's REST port; 0: free)")
@@ -280,7 +283,7 @@ def _cmd_predict(args):
 
     if args.top_k is not None and args.top_k < 1:
         raise ToolkitError("--top-k must be 1 or more")
-    if not args.model.endswith(".onnx"):
+    if _needs_tensorflow(args.model):
         _quiet_tensorflow()
     from toolkit.predict import load
 
@@ -320,6 +323,15 @@ def _cmd_predict(args):
     return 2 if errors else None
 
 
+def _needs_tensorflow(path, runtime=None):
+    """Whether the model at `path` (in `runtime`, when given) loads with TensorFlow (ONNX Runtime does not)."""
+    from toolkit.runtimes import RUNTIMES
+
+    if runtime:
+        return RUNTIMES.get(runtime).tensorflow
+    return not any(not r.tensorflow and r.suffix and path.endswith(r.suffix) for _, r in RUNTIMES.items())
+
+
 def _json_value(value):
     """JSON for values a result may hold besides plain ones (NumPy arrays and numbers)."""
     if hasattr(value, "tolist"):
@@ -350,7 +362,7 @@ def _cmd_serve(args):
         raise ToolkitError(f"--port {args.port}: give 0-65535 (0 picks a free port)")
     if args.max_batch_size < 1 or args.batch_timeout_ms < 0 or args.max_body_mb <= 0:
         raise ToolkitError("--max-batch-size must be >= 1, --batch-timeout-ms >= 0 and --max-body-mb > 0")
-    if args.runtime != "onnx" and not args.model.endswith(".onnx"):
+    if _needs_tensorflow(args.model, args.runtime):
         _quiet_tensorflow()
     from toolkit.serving import serve_forever
 

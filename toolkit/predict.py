@@ -1,8 +1,9 @@
 """Load any model the toolkit makes and predict with it.
 
 MODEL can be a run directory, a `.keras` file, an exported SavedModel
-directory or an `.onnx` file. ONNX models run on ONNX Runtime alone:
-TensorFlow is not imported on that path.
+directory, an `.onnx` or a `.tflite` file; `toolkit.runtimes` says which
+runtime loads it. ONNX models run on ONNX Runtime alone: TensorFlow is not
+imported on that path.
 
 Example:
 
@@ -48,8 +49,8 @@ class LoadedModel:
             inputs: list. Inputs as the task takes them.
             top_k: int or None. Ranked answers per input (classification;
                 default: the model's top_k).
-            output_dir: str or None. Where tasks that write files (masks for
-                segmentation) put them; None: results stay in memory.
+            output_dir: str or None. Where tasks that write files (masks) put
+                them; None: results stay in memory.
             errors: list or None. None: an unreadable input fails the call. A
                 list: the readable inputs are predicted and each unreadable
                 one is appended to it as (input, one-line message).
@@ -59,11 +60,12 @@ class LoadedModel:
         """
         if not inputs:
             raise ModelFileError("predict: give at least one input")
-        # A TFLite session answers like an ONNX Runtime one (toolkit.export.tflite.TfliteSession).
-        runtime = "onnx" if self.runtime == "tflite" else self.runtime
+        from toolkit.runtimes import RUNTIMES
+
+        convention = RUNTIMES.get(self.runtime).convention  # a TFLite session answers like an ONNX Runtime one
 
         def run(items):
-            return self.task_class.predict(runtime, self.handle, self.metadata, list(items), top_k=top_k,
+            return self.task_class.predict(convention, self.handle, self.metadata, list(items), top_k=top_k,
                                            output_dir=output_dir)
 
         try:
@@ -88,37 +90,29 @@ class LoadedModel:
 
 
 def load(path):
-    """Loads a run directory, `.keras` file, SavedModel directory or `.onnx` file."""
+    """Loads a run directory, `.keras` file, SavedModel directory, `.onnx` or `.tflite` file in its runtime
+    (`toolkit.runtimes`)."""
+    from toolkit.runtimes import runtime_of
+
     path = os.fspath(path)
-    if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, "recipe.yaml")):
-            from toolkit.runs import RunDirectory
+    runtime = runtime_of(path)
+    if os.path.isdir(path) and runtime.name == "keras":  # a run directory stands for its model.keras
+        from toolkit.runs import RunDirectory
 
-            return _load_keras(RunDirectory.open(path, need_model=True).model_path)
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            return _load_saved_model(path)
-        raise ModelFileError(
-            f"{path} is neither a run directory (recipe.yaml + model.keras) nor a SavedModel (saved_model.pb)"
-        )
-    if not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such model file or directory")
-    if path.endswith(".keras"):
-        return _load_keras(path)
-    if path.endswith(".onnx"):
-        return _load_onnx(path)
-    if path.endswith(".tflite"):
-        return _load_tflite(path)
-    raise ModelFileError(
-        f"{path}: MODEL must be a run directory, a .keras file, a SavedModel directory, a .onnx or a .tflite file"
-    )
+        path = RunDirectory.open(path, need_model=True).model_path
+    if runtime.tensorflow:
+        import_tensorflow()
+    handle, metadata = runtime.load(path)
+    return LoadedModel(path, runtime.name, handle, metadata)
 
 
-def _load_keras(path):
+# Loaders of the runtime table: (handle, toolkit metadata) of an artifact.
+
+
+def load_keras_model(path):
     import zipfile
 
     from toolkit.model_io import load_keras_file, read_toolkit_metadata
-
-    import_tensorflow()
 
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path} is not a Keras .keras file (not a zip archive); give a run directory or the "
@@ -126,28 +120,24 @@ def _load_keras(path):
     metadata = read_toolkit_metadata(path)
     if not metadata:
         raise ModelFileError(f"{path}: a .keras file without toolkit metadata; it was not saved by toolkit train")
-    return LoadedModel(path, "keras", load_keras_file(path), metadata)
+    return load_keras_file(path), metadata
 
 
-def _load_saved_model(path):
+def load_saved_model_artifact(path):
     from toolkit.export.saved_model import load_saved_model, read_saved_model_metadata
 
-    import_tensorflow()
-
     metadata = read_saved_model_metadata(path)
-    return LoadedModel(path, "saved_model", load_saved_model(path), metadata)
+    return load_saved_model(path), metadata
 
 
-def _load_tflite(path):
+def load_tflite_artifact(path):
     from toolkit.export.tflite import load_tflite, read_tflite_metadata
 
-    import_tensorflow()
-
-    return LoadedModel(path, "tflite", load_tflite(path), read_tflite_metadata(path))
+    return load_tflite(path), read_tflite_metadata(path)
 
 
-def _load_onnx(path):
+def load_onnx_artifact(path):
     from toolkit.export.onnx import load_onnx, read_onnx_metadata
 
     session = load_onnx(path)
-    return LoadedModel(path, "onnx", session, read_onnx_metadata(session, path))
+    return session, read_onnx_metadata(session, path)

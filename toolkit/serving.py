@@ -16,7 +16,7 @@ bytes) or nested lists of 0-255 pixels; text as a string; audio as a list of
 float samples at the model's sample rate, or `{"b64": "<WAV bytes>"}`;
 recommenders a user id, or `{"user": id, "item": id}` for a score. A
 prediction is the same dict `toolkit predict --json` prints, minus local file
-names (a segmentation mask comes back as `{"b64": PNG}`).
+names (a mask comes back as `{"b64": PNG}`).
 
 Requests are grouped into batches (`--max-batch-size`, waiting at most
 `--batch-timeout-ms` after the first request) and run by one worker thread,
@@ -56,7 +56,6 @@ from toolkit.errors import ModelFileError, ToolkitError
 
 LOG = logging.getLogger("toolkit.serve")
 MAX_AUDIO_SECONDS = 600
-RUNTIME_ARTIFACTS = {"saved_model": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
 
 
 class RequestError(Exception):
@@ -328,7 +327,9 @@ def signature_metadata(model):
     def tensor(dtype, shape):
         return {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(-1 if d is None else d)} for d in shape]}}
 
-    if model.runtime in ("onnx", "tflite"):
+    from toolkit.runtimes import RUNTIMES
+
+    if RUNTIMES.get(model.runtime).convention == "onnx":
         types = {"tensor(float)": "DT_FLOAT", "tensor(int32)": "DT_INT32", "tensor(int64)": "DT_INT64",
                  "tensor(string)": "DT_STRING", "tensor(uint8)": "DT_UINT8"}
 
@@ -511,17 +512,19 @@ def resolve_model(path, runtime=None):
     model.onnx or model.tflite (default: the first present); an artifact path is served as it is."""
     path = os.fspath(path)
     export = os.path.join(path, "export") if os.path.isfile(os.path.join(path, "recipe.yaml")) else path
-    if os.path.isdir(export) and not os.path.isfile(os.path.join(export, "saved_model.pb")):
-        choices = [runtime] if runtime else ["saved_model", "onnx", "tflite"]
+    from toolkit.runtimes import RUNTIMES, servable_runtimes
+
+    if os.path.isdir(export) and not RUNTIMES.get("saved_model").matches(export):
+        choices = [runtime] if runtime else servable_runtimes()
         for choice in choices:
-            candidate = os.path.join(export, RUNTIME_ARTIFACTS[choice])
+            candidate = os.path.join(export, RUNTIMES.get(choice).artifact)
             if os.path.exists(candidate):
                 return candidate
-        raise ModelFileError(f"{path}: no {' or '.join(RUNTIME_ARTIFACTS[c] for c in choices)} in it; give an "
-                             "export directory (toolkit export RUN_DIR) or a run directory with exports")
+        raise ModelFileError(f"{path}: no {' or '.join(RUNTIMES.get(c).artifact for c in choices)} in it; give "
+                             "an export directory (toolkit export RUN_DIR) or a run directory with exports")
     if not os.path.exists(path):
         raise ModelFileError(f"{path}: no such export directory or model file")
-    suffix = {"onnx": ".onnx", "tflite": ".tflite"}.get(runtime, "")
+    suffix = RUNTIMES.get(runtime).suffix or "" if runtime else ""
     if runtime and (os.path.splitext(path)[1] if os.path.isfile(path) else "") != suffix:
         raise ModelFileError(f"{path}: --runtime {runtime} does not match this artifact; drop --runtime")
     return path
@@ -542,7 +545,9 @@ def serve_forever(path, runtime=None, host="127.0.0.1", port=8501, name=None, ma
 
     artifact = resolve_model(path, runtime)
     model = load(artifact)
-    if model.runtime == "keras":
+    from toolkit.runtimes import RUNTIMES
+
+    if not RUNTIMES.get(model.runtime).servable:
         raise ModelFileError(f"{path}: serve an export (SavedModel or ONNX), not a .keras file; run toolkit export")
     server = Server(model, name or default_name(artifact), max_batch_size, batch_timeout_ms,
                     int(max_body_mb * (1 << 20)))

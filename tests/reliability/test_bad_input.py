@@ -27,6 +27,8 @@ from toolkit.errors import RecipeError
 
 from conftest import REPO, make_image_folder, write_recipe
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 RECIPES = os.path.join(REPO, "recipes")
 SHIPPED = sorted(os.path.join(root, name) for root, _, names in os.walk(RECIPES)
                  for name in names if name.endswith(".yaml"))

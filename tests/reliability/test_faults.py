@@ -27,6 +27,8 @@ import yaml
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 EPOCHS = {"image_classification": 30, "segmentation": 24, "translation": 24, "speech_recognition": 40,
           "recommendation": 40}
 SEED = int(os.environ.get("TOOLKIT_FAULT_SEED", random.SystemRandom().randrange(10**6)))

@@ -32,6 +32,8 @@ from toolkit.errors import DataError, ModelFileError
 
 from conftest import REPO, write_recipe
 
+pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
+
 TOOLKIT = os.path.join(REPO, "toolkit")
 CLASS_NAMES = ["blue", "green", "red"]
 METADATA = {"task": "image_classification", "input": "image", "class_names": CLASS_NAMES, "image_size": [32, 32],

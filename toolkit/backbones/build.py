@@ -336,7 +336,7 @@ def _backbone_from_model(model, metadata, source, weights):
         inner = model.get_layer(metadata["layer"])
     except ValueError:
         raise RunError(f"{source}: backbone layer {metadata['layer']!r} not found in the model")
-    if len(inner.outputs) > 1:  # a segmentation run keeps a feature extractor: its backbone ends at the deepest
+    if len(inner.outputs) > 1:  # a dense-prediction run keeps a feature extractor: its backbone ends at the deepest
         inner = keras.Model(inner.inputs, inner.outputs[-1], name=metadata.get("backbone_name", inner.name))
     backbone = Backbone(
         inner, source, scale=metadata["scale"], offset=metadata["offset"], channels=metadata["channels"],

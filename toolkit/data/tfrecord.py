@@ -3,21 +3,19 @@
 `write_tfrecords(recipe, out_dir, shards)` reads the recipe's data through its
 own source (folder, TFDS, fashion_mnist, ... with its checks and splits) and
 writes each split as `<split>-00000-of-000NN.tfrecord` shards of
-`tf.train.Example`s plus `tfrecord.json` (task, class names, channels or
-sample rate, example counts, provenance). Images (and segmentation masks) are
-stored as PNG bytes and labels as int64; translation pairs as two UTF-8
-strings; speech as float32 samples (raw bytes) with their rate, transcript,
-speaker and id.
+`tf.train.Example`s plus `tfrecord.json` (task, example counts, provenance
+and what the task adds, such as class names and channels or the sample rate).
+Each task writes its own records (`Task.tfrecord_examples`: images and masks
+as PNG bytes, labels as int64, texts as UTF-8 strings, audio as float32
+samples) and reads them back through its `tfrecord` data source.
 
-`data.source: tfrecord` with `data.path: OUT_DIR` reads them back. For the
-image tasks the shards of a split are streamed in parallel (`interleave`) and
-decoded in the tf.data pipeline, never loaded into memory at once, so a
-dataset larger than memory (or on a network file system / GCS path) trains
-like a folder. Translation and speech pipelines hold their splits in memory
-(as their other sources do): their records are read once and checked like a
-file source (`data.on_error`).
-
-Not recommendation: an interaction table is one small array per column.
+`data.source: tfrecord` with `data.path: OUT_DIR` reads them back. Image
+shards of a split are streamed in parallel (`stream_splits`) and decoded in
+the tf.data pipeline, never loaded into memory at once, so a dataset larger
+than memory (or on a network file system / GCS path) trains like a folder;
+list-shaped data (texts, utterances) is read once (`split_records`) and
+checked like a file source (`data.on_error`). A task without a record format
+says why (`Task.tfrecord_note`).
 
 Example:
 

@@ -13,14 +13,10 @@ by `data.validation_fraction` / `data.test_fraction`) or a dict with "train"
 and optionally "validation", "test" and the task's extras (`class_names`).
 Each dataset is a `tf.data.Dataset` (batched or not), a list of examples or
 a tuple `(inputs, targets)` of equal-length arrays (as `model.fit(x, y)`).
-An example is, per task:
-
-    image_classification  (image HxWxC or HxW, 0-255; label int or one-hot)
-    segmentation          (image, mask HxW of class indices)
-    translation           (source text, target text)
-    speech_recognition    (waveform float [-1, 1] at data.sample_rate, transcript)
-    recommendation        {"user": id, "item": id, "rating": float, "timestamp": int}
-                          (or one dict of equal-length columns)
+An example is what the task's `data=` converter (in its package's
+`sources.py`) takes, for instance an (image, label) or (image, mask) pair,
+a (source text, target text) pair, a (waveform, transcript) pair or an
+interaction dict {"user", "item", "rating", "timestamp"}.
 
 Example:
 

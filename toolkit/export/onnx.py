@@ -39,7 +39,7 @@ def export_onnx(model, task, path, options):
     register_missing_ops()
     # tf2onnx on a plain tf.function of the model. `model.export(format="onnx")`
     # goes through an ExportArchive concrete function and, for a model with a
-    # nested multi-output feature extractor (segmentation), produced a wrong
+    # nested multi-output feature extractor (a dense-prediction decoder), produced a wrong
     # graph (max abs diff 0.6 against Keras) where this path is exact.
     signature = task.onnx_signature()
     model = task.onnx_model(model)

@@ -1,8 +1,8 @@
 """Parity verification: every export is reloaded in its own runtime and
 compared with the Keras model on real held-out samples.
 
-The figures (max abs difference, output scale, argmax agreement: top-1 per
-image for classification, per pixel for segmentation) go into
+The figures (max abs difference, output scale, argmax agreement: what each
+task counts, e.g. top-1 per image or per pixel) go into
 `export/verify.json`; an export outside tolerance fails the command.
 """
 
@@ -55,11 +55,13 @@ def _scale(reference):
 def artifact_outputs(name, spec, task_class, handle, samples, metadata):
     """{endpoint: (outputs, reference endpoint)} of one artifact; a TFLite session answers like an ONNX Runtime
     one, so it runs the task's ONNX outputs (endpoints renamed onnx* -> <format>*)."""
-    if spec.runtime == "tflite":
-        outputs = task_class.export_outputs("onnx", handle, samples, metadata)
-        return {endpoint.replace("onnx", name, 1): (value, endpoint) for endpoint, value in outputs.items()}
-    return {endpoint: (value, endpoint)
-            for endpoint, value in task_class.export_outputs(name, handle, samples, metadata).items()}
+    from toolkit.runtimes import RUNTIMES
+
+    convention = RUNTIMES.get(spec.runtime).convention
+    outputs = task_class.export_outputs(convention, handle, samples, metadata)
+    if name == convention:
+        return {endpoint: (value, endpoint) for endpoint, value in outputs.items()}
+    return {endpoint.replace(convention, name, 1): (value, endpoint) for endpoint, value in outputs.items()}
 
 
 def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agreement, quantized_min_agreement=0.9):

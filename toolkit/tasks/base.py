@@ -215,28 +215,40 @@ class Task:
         raise NotImplementedError
 
     @classmethod
-    def export_outputs(cls, format_name, artifact, samples, metadata):
-        """Returns {endpoint: outputs} of an export on raw samples (as reference_outputs)."""
-        raise NotImplementedError
+    def export_outputs(cls, convention, artifact, samples, metadata):
+        """Returns {endpoint: outputs} of a loaded export on raw samples (as reference_outputs), through
+        `outputs_<convention>` (`toolkit.runtimes`: "saved_model" or "onnx")."""
+        return _by_convention(cls, "outputs", convention)(artifact, samples, metadata)
 
     # Prediction ---------------------------------------------------------
     @classmethod
-    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
-        """Runs a loaded model on user inputs; returns a list of result dicts.
+    def predict(cls, convention, handle, metadata, inputs, top_k=None, output_dir=None):
+        """Runs a loaded model on user inputs; returns a list of result dicts, through `predict_<convention>`.
 
         Args:
-            runtime: str. "keras", "saved_model" or "onnx".
-            handle: the loaded model (Keras model, loaded SavedModel or
-                onnxruntime session).
+            convention: str. How `handle` is called (`toolkit.runtimes`): "keras", "saved_model" or "onnx".
+            handle: the loaded model (Keras model, loaded SavedModel, or an
+                onnxruntime / TFLite session).
             metadata: dict. The model's toolkit metadata.
             inputs: list. User inputs (file paths or arrays for images).
             top_k: int or None. How many ranked answers to return.
             output_dir: str or None. Where tasks that write files (masks)
                 write them.
         """
-        raise NotImplementedError
+        return _by_convention(cls, "predict", convention)(handle, metadata, inputs, top_k=top_k,
+                                                          output_dir=output_dir)
 
     @classmethod
     def format_prediction(cls, result):
         """Returns one human-readable line (or block) for a result dict."""
         raise NotImplementedError
+
+
+def _by_convention(cls, kind, convention):
+    """The task's `<kind>_<convention>` method, or a one-line error when it does not run in that runtime."""
+    method = getattr(cls, f"{kind}_{convention}", None)
+    if method is None:
+        from toolkit.errors import ModelFileError
+
+        raise ModelFileError(f"{cls.name} models do not run in the {convention} runtime")
+    return method

@@ -218,51 +218,56 @@ class ImageClassificationTask(ImageTask):
         return np.concatenate([np.asarray(model(resize_image(image, size)[None], training=False)) for image in samples])
 
     @classmethod
-    def export_outputs(cls, format_name, artifact, samples, metadata):
-        size = tuple(metadata["image_size"])
-        if format_name == "saved_model":
-            import tensorflow as tf
+    def outputs_saved_model(cls, artifact, samples, metadata):
+        import tensorflow as tf
 
-            from toolkit.tasks.image.pipeline import png_bytes
+        from toolkit.tasks.image.pipeline import png_bytes
 
-            encoded = tf.constant(png_bytes(samples))
-            by_bytes = artifact.signatures["serving_default"](image_bytes=encoded)["probabilities"].numpy()
-            by_image = np.concatenate([
-                artifact.signatures["serve_image"](images=tf.constant(image[None]))["probabilities"].numpy()
-                for image in samples
-            ])
-            return {"serving_default": by_bytes, "serve_image": by_image}
-        if format_name == "onnx":
-            from toolkit.data.image_io import resize_bilinear
+        encoded = tf.constant(png_bytes(samples))
+        by_bytes = artifact.signatures["serving_default"](image_bytes=encoded)["probabilities"].numpy()
+        by_image = np.concatenate([
+            artifact.signatures["serve_image"](images=tf.constant(image[None]))["probabilities"].numpy()
+            for image in samples
+        ])
+        return {"serving_default": by_bytes, "serve_image": by_image}
 
-            batch = np.stack([resize_bilinear(image, size) for image in samples])
-            name = artifact.get_inputs()[0].name
-            return {"onnx": artifact.run(None, {name: batch})[0]}
-        raise ValueError(f"no verification for format {format_name}")
-
-    # Prediction ---------------------------------------------------------
     @classmethod
-    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
-        """Predicts for image files and/or uint8 arrays (H, W, C); returns ranked labels."""
-        top_k = top_k or metadata.get("top_k", 5)
-        size, channels = tuple(metadata["image_size"]), metadata["channels"]
-        if runtime == "saved_model":
-            probabilities = _saved_model_probabilities(handle, inputs, channels)
-        elif runtime == "keras":
-            from toolkit.tasks.image.pipeline import resize_image
+    def outputs_onnx(cls, artifact, samples, metadata):
+        from toolkit.data.image_io import resize_bilinear
 
-            images = cls.read_inputs(inputs, channels, with_tensorflow=True)
-            batch = stack_batch(images, size, lambda image: resize_image(image, size).numpy())
-            probabilities = handle.predict_on_batch(batch)
-        elif runtime == "onnx":
-            from toolkit.data.image_io import resize_bilinear
+        size = tuple(metadata["image_size"])
+        batch = np.stack([resize_bilinear(image, size) for image in samples])
+        name = artifact.get_inputs()[0].name
+        return {"onnx": artifact.run(None, {name: batch})[0]}
 
-            images = cls.read_inputs(inputs, channels, with_tensorflow=False)
-            batch = stack_batch(images, size, lambda image: resize_bilinear(image, size))
-            probabilities = handle.run(None, {handle.get_inputs()[0].name: batch})[0]
-        else:
-            raise ValueError(f"unknown runtime {runtime}")
-        return postprocess(probabilities, metadata["class_names"], top_k, input_names(inputs))
+    # Prediction: image files and/or uint8 arrays (H, W, C) -> ranked labels -------------------------
+    @classmethod
+    def predict_saved_model(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        probabilities = _saved_model_probabilities(handle, inputs, metadata["channels"])
+        return cls._ranked(probabilities, metadata, inputs, top_k)
+
+    @classmethod
+    def predict_keras(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        from toolkit.tasks.image.pipeline import resize_image
+
+        size = tuple(metadata["image_size"])
+        images = cls.read_inputs(inputs, metadata["channels"], with_tensorflow=True)
+        batch = stack_batch(images, size, lambda image: resize_image(image, size).numpy())
+        return cls._ranked(handle.predict_on_batch(batch), metadata, inputs, top_k)
+
+    @classmethod
+    def predict_onnx(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        from toolkit.data.image_io import resize_bilinear
+
+        size = tuple(metadata["image_size"])
+        images = cls.read_inputs(inputs, metadata["channels"], with_tensorflow=False)
+        batch = stack_batch(images, size, lambda image: resize_bilinear(image, size))
+        return cls._ranked(handle.run(None, {handle.get_inputs()[0].name: batch})[0], metadata, inputs, top_k)
+
+    @staticmethod
+    def _ranked(probabilities, metadata, inputs, top_k):
+        return postprocess(probabilities, metadata["class_names"], top_k or metadata.get("top_k", 5),
+                           input_names(inputs))
 
     @classmethod
     def format_prediction(cls, result):

@@ -430,11 +430,16 @@ class RecommendationTask(Task):
     def _initialise_towers(self, model):
         """Copies the id embeddings and feature layers of a `run:` recommender trained on the same ids."""
         from toolkit.model_io import load_keras_file
-        from toolkit.references import check_run
+        from toolkit.references import run_metadata
 
         directory = self.recipe.model.towers[4:]
-        metadata = check_run("model.towers", directory, lambda metadata: metadata.get("task") == self.name,
-                             "a recommendation run trained on the same data")
+        try:
+            metadata = run_metadata("model.towers", directory)
+        except RecipeError as error:
+            raise RecipeError(f"model.towers: {directory} is not a finished run ({str(error).splitlines()[0]}); "
+                              "train the retrieval recipe first")
+        if metadata.get("task") != self.name:
+            raise RecipeError(f"model.towers: {directory} is a {metadata.get('task')} run, not a recommender")
         mine = self.model_metadata()
         if metadata.get("user_ids") != mine["user_ids"] or metadata.get("item_ids") != mine["item_ids"]:
             raise RecipeError(f"model.towers: {directory} was trained on other users/items (another data source or "
@@ -611,60 +616,37 @@ class RecommendationTask(Task):
         return [" ".join(r["item"] for r in row) for row in scorer.recommend(users, int(metadata["top_k"]))]
 
     @classmethod
-    def export_outputs(cls, format_name, artifact, samples, metadata):
+    def outputs_saved_model(cls, artifact, samples, metadata):
         import tensorflow as tf
 
-        k = int(metadata["top_k"])
-        if format_name == "saved_model":
-            users = tf.constant([s[0] for s in samples])
-            answer = artifact.signatures["recommend"](user_id=users, k=tf.constant(k, tf.int32))
-            lists = [" ".join(v.decode("utf-8") for v in row) for row in answer["item_ids"].numpy()]
-            scores = artifact.signatures["score"](user_id=users, item_id=tf.constant([s[1] for s in samples]))
-            return {"recommend": lists, "score": scores["score"].numpy()[:, None]}
-        if format_name == "onnx":
-            scorer = OnnxScorer(artifact, metadata)
-            users, items = _indices(metadata, samples)
-            return {"onnx": scorer.ratings(users, items)[:, None],
-                    "onnx_recommend": [" ".join(r["item"] for r in row) for row in scorer.recommend(users, k)]}
-        raise ValueError(f"no verification for format {format_name}")
+        users = tf.constant([s[0] for s in samples])
+        answer = artifact.signatures["recommend"](user_id=users, k=tf.constant(int(metadata["top_k"]), tf.int32))
+        lists = [" ".join(v.decode("utf-8") for v in row) for row in answer["item_ids"].numpy()]
+        scores = artifact.signatures["score"](user_id=users, item_id=tf.constant([s[1] for s in samples]))
+        return {"recommend": lists, "score": scores["score"].numpy()[:, None]}
 
-    # Prediction ---------------------------------------------------------
     @classmethod
-    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
-        """Top-k items per user id, or the score of (user, item) pairs.
+    def outputs_onnx(cls, artifact, samples, metadata):
+        scorer = OnnxScorer(artifact, metadata)
+        users, items = _indices(metadata, samples)
+        return {"onnx": scorer.ratings(users, items)[:, None],
+                "onnx_recommend": [" ".join(r["item"] for r in row)
+                                   for row in scorer.recommend(users, int(metadata["top_k"]))]}
 
-        Args:
-            inputs: list of raw user ids (str or int), or of {"user": id, "item": id} pairs to score.
-        """
-        k = int(top_k or metadata.get("top_k", 10))
-        pairs = [x for x in inputs if isinstance(x, dict) and x.get("item") is not None]
-        users = [str(x["user"]) if isinstance(x, dict) else str(x) for x in inputs]
-        if pairs and len(pairs) != len(inputs):
-            raise RecipeError("predict: give either user ids (top-k) or (user, item) pairs, not both")
-        index = {raw: i for i, raw in enumerate(metadata["user_ids"])}
-        user_indices = np.asarray([index.get(u, -1) for u in users], np.int32)
-        unknown = [u for u, i in zip(users, user_indices) if i < 0]
-        if unknown and (pairs or metadata.get("unknown_ids") != "popular"):
-            close = _close_ids(unknown[0], metadata["user_ids"])
-            raise DataError(f"user id {unknown[0]!r} is not among the {len(metadata['user_ids'])} training users"
-                            f"{close}; the model knows only users seen in training (data.unknown_ids: popular "
-                            "recommends the most popular items instead)")
-        if pairs:  # every runtime: an unknown item is an error, never a score of some other item
-            item_index = {raw: i for i, raw in enumerate(metadata["item_ids"])}
-            items = np.asarray([item_index.get(str(p["item"]), -1) for p in pairs], np.int32)
-            if (items < 0).any():
-                missing = str(pairs[int(np.argmax(items < 0))]["item"])
-                raise DataError(f"item id {missing!r} is not among the {len(metadata['item_ids'])} training items"
-                                f"{_close_ids(missing, metadata['item_ids'])}; the model scores only items seen "
-                                "in training")
-        if runtime == "saved_model":
-            return _predict_saved_model(handle, metadata, users, pairs, k)
-        scorer = Scorer(handle, metadata) if runtime == "keras" else OnnxScorer(handle, metadata)
-        if pairs:
-            scores = scorer.ratings(user_indices, items)
-            return [{"user": u, "item": str(p["item"]), "score": float(s)} for u, p, s in zip(users, pairs, scores)]
-        lists = scorer.recommend(user_indices, k)
-        return [{"user": u, "known": bool(i >= 0), "items": row} for u, i, row in zip(users, user_indices, lists)]
+    # Prediction: top-k items per user id, or the score of (user, item) pairs; inputs are raw user ids (str or
+    # int), or {"user": id, "item": id} pairs to score --------------------------------------------------------
+    @classmethod
+    def predict_saved_model(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        k, users, pairs, _, _ = _requests(metadata, inputs, top_k)
+        return _predict_saved_model(handle, metadata, users, pairs, k)
+
+    @classmethod
+    def predict_keras(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        return _scored(Scorer(handle, metadata), *_requests(metadata, inputs, top_k))
+
+    @classmethod
+    def predict_onnx(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        return _scored(OnnxScorer(handle, metadata), *_requests(metadata, inputs, top_k))
 
     @classmethod
     def format_prediction(cls, result):
@@ -674,6 +656,43 @@ class RecommendationTask(Task):
         lines = [head] + [f"  {n + 1:>2}. {r['title']} (item {r['item']})  {r['score']:.4f}"
                           for n, r in enumerate(result["items"])]
         return "\n".join(lines)
+
+
+def _requests(metadata, inputs, top_k):
+    """(k, user ids, pairs to score, user indices, item indices of the pairs) of `predict` inputs, every id
+    checked: an unknown item is an error, never a score of some other item."""
+    k = int(top_k or metadata.get("top_k", 10))
+    pairs = [x for x in inputs if isinstance(x, dict) and x.get("item") is not None]
+    users = [str(x["user"]) if isinstance(x, dict) else str(x) for x in inputs]
+    if pairs and len(pairs) != len(inputs):
+        raise RecipeError("predict: give either user ids (top-k) or (user, item) pairs, not both")
+    index = {raw: i for i, raw in enumerate(metadata["user_ids"])}
+    user_indices = np.asarray([index.get(u, -1) for u in users], np.int32)
+    unknown = [u for u, i in zip(users, user_indices) if i < 0]
+    if unknown and (pairs or metadata.get("unknown_ids") != "popular"):
+        close = _close_ids(unknown[0], metadata["user_ids"])
+        raise DataError(f"user id {unknown[0]!r} is not among the {len(metadata['user_ids'])} training users"
+                        f"{close}; the model knows only users seen in training (data.unknown_ids: popular "
+                        "recommends the most popular items instead)")
+    items = None
+    if pairs:
+        item_index = {raw: i for i, raw in enumerate(metadata["item_ids"])}
+        items = np.asarray([item_index.get(str(p["item"]), -1) for p in pairs], np.int32)
+        if (items < 0).any():
+            missing = str(pairs[int(np.argmax(items < 0))]["item"])
+            raise DataError(f"item id {missing!r} is not among the {len(metadata['item_ids'])} training items"
+                            f"{_close_ids(missing, metadata['item_ids'])}; the model scores only items seen "
+                            "in training")
+    return k, users, pairs, user_indices, items
+
+
+def _scored(scorer, k, users, pairs, user_indices, items):
+    """Results of a Keras or ONNX scorer: scores of the pairs, or the top-k lists of the users."""
+    if pairs:
+        scores = scorer.ratings(user_indices, items)
+        return [{"user": u, "item": str(p["item"]), "score": float(s)} for u, p, s in zip(users, pairs, scores)]
+    lists = scorer.recommend(user_indices, k)
+    return [{"user": u, "known": bool(i >= 0), "items": row} for u, i, row in zip(users, user_indices, lists)]
 
 
 _CARD_KEYS = ("rmse", "mae", "recall@10", "ndcg@10", "map@10", "hit_rate@10", "coverage@10")

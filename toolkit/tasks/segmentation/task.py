@@ -538,62 +538,67 @@ class SegmentationTask(ImageTask):
         return [segment(image) for image in samples]
 
     @classmethod
-    def export_outputs(cls, format_name, artifact, samples, metadata):
-        size = tuple(metadata["image_size"])
-        if format_name == "saved_model":
-            import tensorflow as tf
+    def outputs_saved_model(cls, artifact, samples, metadata):
+        import tensorflow as tf
 
-            from toolkit.tasks.image.pipeline import png_bytes
+        from toolkit.tasks.image.pipeline import png_bytes
 
-            answer = artifact.signatures["serving_default"](image_bytes=tf.constant(png_bytes(samples)))
-            padded, sizes = answer["probabilities"].numpy(), answer["image_size"].numpy()
-            by_bytes = [padded[i, :h, :w] for i, (h, w) in enumerate(sizes)]
-            by_image = [artifact.signatures["serve_image"](images=tf.constant(image[None]))["probabilities"].numpy()[0]
-                        for image in samples]
-            return {"serving_default": by_bytes, "serve_image": by_image}
-        if format_name == "onnx":
-            from toolkit.data.image_io import resize_bilinear
+        answer = artifact.signatures["serving_default"](image_bytes=tf.constant(png_bytes(samples)))
+        padded, sizes = answer["probabilities"].numpy(), answer["image_size"].numpy()
+        by_bytes = [padded[i, :h, :w] for i, (h, w) in enumerate(sizes)]
+        by_image = [artifact.signatures["serve_image"](images=tf.constant(image[None]))["probabilities"].numpy()[0]
+                    for image in samples]
+        return {"serving_default": by_bytes, "serve_image": by_image}
 
-            batch = stack_batch(samples, size, lambda image: resize_bilinear(image, size))
-            name = artifact.get_inputs()[0].name
-            return {"onnx": list(artifact.run(None, {name: batch})[0])}
-        raise ValueError(f"no verification for format {format_name}")
-
-    # Prediction ---------------------------------------------------------
     @classmethod
-    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
-        """One result per input: its class-index mask (an int64 array, in memory) and class areas; with
-        `output_dir`, a colour mask PNG, an overlay PNG and a JSON of the areas are written there instead and the
-        result names them (`toolkit predict` writes into ./predictions)."""
-        channels = metadata["channels"]
-        images = cls.read_inputs(inputs, channels, with_tensorflow=runtime != "onnx")
-        if runtime == "saved_model":
-            import tensorflow as tf
+    def outputs_onnx(cls, artifact, samples, metadata):
+        from toolkit.data.image_io import resize_bilinear
 
-            if all(is_path(item) for item in inputs):
-                encoded = []
-                for path in inputs:
-                    with open(path, "rb") as f:
-                        encoded.append(f.read())
-                answer = handle.signatures["serving_default"](image_bytes=tf.constant(encoded))
-                mask, sizes = answer["mask"].numpy(), answer["image_size"].numpy()
-                masks = [mask[i, :h, :w] for i, (h, w) in enumerate(sizes)]
-            else:
-                masks = [handle.signatures["serve_image"](images=tf.constant(image[None]))["mask"].numpy()[0]
-                         for image in images]
-        elif runtime == "keras":
-            segment = segmenter(lambda batch: handle.predict_on_batch(batch), metadata, tensorflow=True)
-            masks = [np.argmax(segment(image), -1) for image in images]
-        elif runtime == "onnx":
-            name = handle.get_inputs()[0].name
-            segment = segmenter(lambda batch: handle.run(None, {name: batch})[0], metadata)
-            masks = [np.argmax(segment(image), -1) for image in images]
+        size = tuple(metadata["image_size"])
+        batch = stack_batch(samples, size, lambda image: resize_bilinear(image, size))
+        name = artifact.get_inputs()[0].name
+        return {"onnx": list(artifact.run(None, {name: batch})[0])}
+
+    # Prediction: one result per input: its class-index mask (an int64 array, in memory) and class areas; with
+    # `output_dir`, a colour mask PNG, an overlay PNG and a JSON of the areas are written there instead and the
+    # result names them (`toolkit predict` writes into ./predictions).
+    @classmethod
+    def predict_saved_model(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        import tensorflow as tf
+
+        images = cls.read_inputs(inputs, metadata["channels"], with_tensorflow=True)
+        if all(is_path(item) for item in inputs):
+            encoded = []
+            for path in inputs:
+                with open(path, "rb") as f:
+                    encoded.append(f.read())
+            answer = handle.signatures["serving_default"](image_bytes=tf.constant(encoded))
+            mask, sizes = answer["mask"].numpy(), answer["image_size"].numpy()
+            masks = [mask[i, :h, :w] for i, (h, w) in enumerate(sizes)]
         else:
-            raise ValueError(f"unknown runtime {runtime}")
-        return [
-            mask_result(name, image, np.asarray(mask, np.int64), metadata, output_dir)
-            for name, image, mask in zip(input_names(inputs), images, masks)
-        ]
+            masks = [handle.signatures["serve_image"](images=tf.constant(image[None]))["mask"].numpy()[0]
+                     for image in images]
+        return cls._mask_results(inputs, images, masks, metadata, output_dir)
+
+    @classmethod
+    def predict_keras(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        images = cls.read_inputs(inputs, metadata["channels"], with_tensorflow=True)
+        segment = segmenter(lambda batch: handle.predict_on_batch(batch), metadata, tensorflow=True)
+        return cls._mask_results(inputs, images, [np.argmax(segment(image), -1) for image in images], metadata,
+                                 output_dir)
+
+    @classmethod
+    def predict_onnx(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        images = cls.read_inputs(inputs, metadata["channels"], with_tensorflow=False)
+        name = handle.get_inputs()[0].name
+        segment = segmenter(lambda batch: handle.run(None, {name: batch})[0], metadata)
+        return cls._mask_results(inputs, images, [np.argmax(segment(image), -1) for image in images], metadata,
+                                 output_dir)
+
+    @staticmethod
+    def _mask_results(inputs, images, masks, metadata, output_dir):
+        return [mask_result(name, image, np.asarray(mask, np.int64), metadata, output_dir)
+                for name, image, mask in zip(input_names(inputs), images, masks)]
 
     @classmethod
     def format_prediction(cls, result):

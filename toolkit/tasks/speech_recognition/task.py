@@ -861,31 +861,57 @@ class SpeechRecognitionTask(Task):
         return make_transcriber(model, metadata).transcribe(waves, method=method)
 
     @classmethod
-    def export_outputs(cls, format_name, artifact, samples, metadata):
+    def outputs_saved_model(cls, artifact, samples, metadata):
         import tensorflow as tf
 
         waves = cls._waves(samples)
         inputs = cls.network_inputs(samples, metadata)
-        if format_name == "saved_model":
-            batch, lengths = pad_waves(waves)
-            texts = artifact.signatures["transcribe"](waveform=tf.constant(batch),
-                                                      lengths=tf.constant(lengths))["transcript"].numpy()
-            names = ["features", "decoder_token_ids"][: len(inputs)]
-            logits = artifact.signatures["logits"](**{n: tf.constant(v) for n, v in zip(names, inputs)})["logits"]
-            return {"transcribe": [t.decode("utf-8") for t in texts], "logits": logits.numpy()}
-        if format_name == "onnx":
-            outputs = {"onnx": onnx_logits(artifact, *inputs),
-                       "onnx_greedy": onnx_transcribe(artifact, waves, metadata, method="greedy")}
-            if metadata["decoding"]["method"] == "lexicon":  # what `toolkit predict model.onnx` prints
-                outputs["onnx_lexicon"] = onnx_transcribe(artifact, waves, metadata)
-            return outputs
-        raise ValueError(f"no verification for format {format_name}")
+        batch, lengths = pad_waves(waves)
+        texts = artifact.signatures["transcribe"](waveform=tf.constant(batch),
+                                                  lengths=tf.constant(lengths))["transcript"].numpy()
+        names = ["features", "decoder_token_ids"][: len(inputs)]
+        logits = artifact.signatures["logits"](**{n: tf.constant(v) for n, v in zip(names, inputs)})["logits"]
+        return {"transcribe": [t.decode("utf-8") for t in texts], "logits": logits.numpy()}
 
-    # Prediction ---------------------------------------------------------
     @classmethod
-    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
-        """Transcribes audio files (any common sample rate; resampled) or float waveforms at the model's sample
-        rate; returns [{"input", "transcript", ...}]."""
+    def outputs_onnx(cls, artifact, samples, metadata):
+        waves = cls._waves(samples)
+        inputs = cls.network_inputs(samples, metadata)
+        outputs = {"onnx": onnx_logits(artifact, *inputs),
+                   "onnx_greedy": onnx_transcribe(artifact, waves, metadata, method="greedy")}
+        if metadata["decoding"]["method"] == "lexicon":  # what `toolkit predict model.onnx` prints
+            outputs["onnx_lexicon"] = onnx_transcribe(artifact, waves, metadata)
+        return outputs
+
+    # Prediction: audio files (any common sample rate; resampled) or float waveforms at the model's sample rate
+    # -> [{"input", "transcript", "audio_seconds", "realtime_factor"}] ----------------------------------------
+    @classmethod
+    def predict_keras(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        return cls._transcripts(inputs, metadata,
+                                lambda waves: make_transcriber(handle, metadata).transcribe(waves, batch_size=1))
+
+    @classmethod
+    def predict_saved_model(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        import tensorflow as tf
+
+        def transcribe(waves):
+            transcripts = []
+            for wave in waves:
+                answer = handle.signatures["transcribe"](waveform=tf.constant(wave[None].astype(np.float32)),
+                                                         lengths=tf.constant([len(wave)], tf.int32))
+                transcripts.append(answer["transcript"].numpy()[0].decode("utf-8"))
+            return transcripts
+
+        return cls._transcripts(inputs, metadata, transcribe)
+
+    @classmethod
+    def predict_onnx(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        return cls._transcripts(inputs, metadata, lambda waves: [onnx_transcribe(handle, [w], metadata)[0]
+                                                                 for w in waves],
+                                note=onnx_decoding_note(metadata))
+
+    @staticmethod
+    def _transcripts(inputs, metadata, transcribe, note=None):
         from toolkit.data.audio_io import load_audio
         from toolkit.tasks.image.task import input_names, is_path
 
@@ -893,23 +919,9 @@ class SpeechRecognitionTask(Task):
         waves = [load_audio(str(item), rate) if is_path(item) else np.asarray(item, np.float32).reshape(-1)
                  for item in inputs]
         started = time.time()
-        if runtime == "keras":
-            transcripts = make_transcriber(handle, metadata).transcribe(waves, batch_size=1)
-        elif runtime == "saved_model":
-            import tensorflow as tf
-
-            transcripts = []
-            for wave in waves:
-                answer = handle.signatures["transcribe"](waveform=tf.constant(wave[None].astype(np.float32)),
-                                                         lengths=tf.constant([len(wave)], tf.int32))
-                transcripts.append(answer["transcript"].numpy()[0].decode("utf-8"))
-        elif runtime == "onnx":
-            transcripts = [onnx_transcribe(handle, [w], metadata)[0] for w in waves]
-        else:
-            raise ValueError(f"unknown runtime {runtime}")
+        transcripts = transcribe(waves)
         seconds = time.time() - started
         audio = sum(len(w) for w in waves) / rate
-        note = onnx_decoding_note(metadata) if runtime == "onnx" else None
         return [{"input": name, "transcript": text, "audio_seconds": round(len(w) / rate, 2),
                  "realtime_factor": round(seconds / max(audio, 1e-9), 4), **({"note": note} if note else {})}
                 for name, text, w in zip(input_names(inputs), transcripts, waves)]

@@ -552,41 +552,46 @@ class TranslationTask(Task):
         return Translator(model, metadata).translate([s for s, _ in samples])
 
     @classmethod
-    def export_outputs(cls, format_name, artifact, samples, metadata):
+    def outputs_saved_model(cls, artifact, samples, metadata):
+        import tensorflow as tf
+
         source, decoder, lengths = sample_ids(samples, metadata)
-        sources = [s for s, _ in samples]
-        if format_name == "saved_model":
-            import tensorflow as tf
+        translated = artifact.signatures["translate"](text=tf.constant([s for s, _ in samples]))["translation"]
+        logits = artifact.signatures["logits"](encoder_token_ids=tf.constant(source),
+                                               decoder_token_ids=tf.constant(decoder))["logits"].numpy()
+        return {"translate": [t.decode("utf-8") for t in translated.numpy()],
+                "logits": [logits[i, :n] for i, n in enumerate(lengths)]}
 
-            translated = artifact.signatures["translate"](text=tf.constant(sources))["translation"].numpy()
-            logits = artifact.signatures["logits"](encoder_token_ids=tf.constant(source),
-                                                   decoder_token_ids=tf.constant(decoder))["logits"].numpy()
-            return {"translate": [t.decode("utf-8") for t in translated],
-                    "logits": [logits[i, :n] for i, n in enumerate(lengths)]}
-        if format_name == "onnx":
-            logits = onnx_logits(artifact, source, decoder)
-            return {"onnx": [logits[i, :n] for i, n in enumerate(lengths)],
-                    "onnx_translate": onnx_translate(artifact, metadata, sources)}
-        raise ValueError(f"no verification for format {format_name}")
-
-    # Prediction ---------------------------------------------------------
     @classmethod
-    def predict(cls, runtime, handle, metadata, inputs, top_k=None, output_dir=None):
-        """Translates strings; returns [{"input", "translation"}]."""
+    def outputs_onnx(cls, artifact, samples, metadata):
+        source, decoder, lengths = sample_ids(samples, metadata)
+        logits = onnx_logits(artifact, source, decoder)
+        return {"onnx": [logits[i, :n] for i, n in enumerate(lengths)],
+                "onnx_translate": onnx_translate(artifact, metadata, [s for s, _ in samples])}
+
+    # Prediction: strings -> [{"input", "translation"}] ------------------------------------------------
+    @classmethod
+    def predict_keras(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        from toolkit.text_generation import Translator
+
         texts = [str(text) for text in inputs]
-        if runtime == "keras":
-            from toolkit.text_generation import Translator
+        return cls._translations(texts, Translator(handle, metadata).translate(texts), metadata)
 
-            translations = Translator(handle, metadata).translate(texts)
-        elif runtime == "saved_model":
-            import tensorflow as tf
+    @classmethod
+    def predict_saved_model(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        import tensorflow as tf
 
-            answer = handle.signatures["translate"](text=tf.constant(texts))["translation"].numpy()
-            translations = [t.decode("utf-8") for t in answer]
-        elif runtime == "onnx":
-            translations = onnx_translate(handle, metadata, texts)
-        else:
-            raise ValueError(f"unknown runtime {runtime}")
+        texts = [str(text) for text in inputs]
+        answer = handle.signatures["translate"](text=tf.constant(texts))["translation"].numpy()
+        return cls._translations(texts, [t.decode("utf-8") for t in answer], metadata)
+
+    @classmethod
+    def predict_onnx(cls, handle, metadata, inputs, top_k=None, output_dir=None):
+        texts = [str(text) for text in inputs]
+        return cls._translations(texts, onnx_translate(handle, metadata, texts), metadata)
+
+    @staticmethod
+    def _translations(texts, translations, metadata):
         results = [{"input": text, "translation": translation} for text, translation in zip(texts, translations)]
         for result, warning in zip(results, truncation_warnings(metadata, texts)):
             if warning:
