@@ -55,10 +55,11 @@ def export_int8(model, task, path, options):
 
 
 def _export(model, task, path, quantization, options):
-    if not task.tflite_supported:
-        raise ExportError(f"export tflite: {task.name} models have no TFLite export ({task.tflite_unsupported_reason}); "
-                          "remove it from export.formats")
-    if quantization == "int8" and not task.tflite_int8_supported:
+    if not getattr(task, "tflite_supported", False):  # declared on Task (default False)
+        reason = getattr(task, "tflite_unsupported_reason", "its network does not convert")
+        raise ExportError(f"export tflite: {task.name} models have no TFLite export ({reason}); remove it from "
+                          "export.formats")
+    if quantization == "int8" and not getattr(task, "tflite_int8_supported", True):
         raise ExportError(f"export tflite_int8: the TFLite converter cannot calibrate this {task.name} model's "
                           "recurrent layers; use tflite_dynamic (int8 weights, float activations)")
     import tensorflow as tf

@@ -446,7 +446,7 @@ class TranslationTask(Task):
         decoding = self.recipe.decoding
         how = f"beam {decoding.beam_width}" if decoding.method == "beam" else decoding.method
         with Progress(f"translating {split} ({how})", total=len(pairs), unit="sentences") as progress:
-            hypotheses = translator.translate([s for s, _ in pairs], on_batch=progress.update)
+            hypotheses = translator.translate([s for s, _ in pairs], batch_size=32, on_batch=progress.update)
         seconds = time.time() - started
         references = [t for _, t in pairs]
         metrics = {"examples": len(pairs), "decoding": dict(self.recipe.decoding.model_dump()),
