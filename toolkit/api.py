@@ -177,7 +177,7 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
     started = time.time()
     try:
         task = _make_task(recipe, data)
-        task.attach_run(run)  # translation reads its data here (tokenizers): errors are handled below
+        task.attach_run(run)  # a task may read its data here (e.g. to learn tokenizers): errors are handled below
         model = Trainer(task, run, log).fit()
     except KeyboardInterrupt:
         run.update_state(status="interrupted")

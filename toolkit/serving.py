@@ -14,7 +14,7 @@ An instance is what the task's model takes, in JSON (`parse_instances`):
 images as `{"b64": "<base64 PNG/JPEG bytes>"}` (TF Serving's convention for
 bytes) or nested lists of 0-255 pixels; text as a string; audio as a list of
 float samples at the model's sample rate, or `{"b64": "<WAV bytes>"}`;
-recommenders a user id, or `{"user": id, "item": id}` for a score. A
+models that take users a user id, or `{"user": id, "item": id}` for a score. A
 prediction is the same dict `toolkit predict --json` prints, minus local file
 names (a mask comes back as `{"b64": PNG}`).
 
@@ -105,7 +105,7 @@ def _image(instance, where, metadata):
 
 def _text(instance, where, metadata):
     if not isinstance(instance, str):
-        raise RequestError(f"{where}: expected a string to translate, got {type(instance).__name__}")
+        raise RequestError(f"{where}: expected a string (the text the model takes), got {type(instance).__name__}")
     if not instance.strip():
         raise RequestError(f"{where}: the text is empty")
     return instance
@@ -158,7 +158,7 @@ def _user(instance, where, metadata):
 PARSERS = {"image": _image, "text": _text, "audio": _audio, "user": _user}
 INSTANCE_HELP = {
     "image": '{"b64": "<base64 PNG or JPEG>"} or [[[r, g, b], ...], ...] pixels 0-255',
-    "text": '"a sentence to translate"',
+    "text": '"a sentence"',
     "audio": "[float samples at the model's sample rate] or {\"b64\": \"<base64 WAV>\"}",
     "user": '"user id" (top-k items) or {"user": "id", "item": "id"} (score)',
 }
