@@ -63,7 +63,7 @@ def _transcribe_one(model):
     """A batch-1 in-memory transcription call of a loaded model (no file reading)."""
     import numpy as np
 
-    from toolkit.tasks.speech_recognition.task import make_transcriber, onnx_transcribe
+    from toolkit.tasks.speech_recognition.predictor import make_transcriber, onnx_transcribe
 
     if model.runtime == "saved_model":
         import tensorflow as tf

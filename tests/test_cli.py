@@ -141,6 +141,8 @@ def test_onnx_prediction_does_not_import_tensorflow(trained_run, tmp_path):
         "from toolkit.cli import main\n"
         f"assert main(['predict', {onnx_path!r}, {image!r}]) == 0\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+        "trained = [m for m in sys.modules if m.startswith('toolkit.tasks.') and m.endswith('.task')]\n"
+        "assert not trained, f'training modules were imported: {trained}'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr

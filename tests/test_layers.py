@@ -37,7 +37,6 @@ LAYERS = [
 # Import cycles inside one package, left for now; nothing may join them and no other cycle may appear.
 KNOWN_CYCLES = [
     {"toolkit.backbones.build", "toolkit.backbones.weights"},  # `toolkit weights import` checks by building
-    {"toolkit.tasks.speech_recognition.task", "toolkit.tasks.speech_recognition.whisper"},  # Whisper transcriber
 ]
 
 
@@ -209,3 +208,39 @@ def test_generic_modules_name_no_task():
                 if (relative, name.replace(" ", "_")) not in NAME_ALLOWED:
                     found.append(f"{relative}:{line}: {name} in {text[:80]}")
     assert not found, "generic modules naming a task (declare a hook on the task instead):\n" + "\n".join(found)
+
+
+def test_every_task_has_a_predictor_that_imports_no_training_code():
+    """Deployment (predict, serve, verify, benchmark) uses a task's `Predictor` alone: every task registers one, its
+    `Task` names it, and no predictor module reaches a task's training module (`task.py`, `toolkit.tasks.base`),
+    even through a function-level import."""
+    from toolkit.tasks import PREDICTORS, TASKS
+
+    assert sorted(PREDICTORS.names()) == sorted(TASKS.names())
+    for name in TASKS.names():
+        assert TASKS.get(name).predictor is PREDICTORS.get(name), name
+        assert PREDICTORS.get(name).name == name
+    modules = _modules()
+    graph = {module: {target for target, _ in targets} for module, targets in _imports(modules).items()}
+    training = {m for m in modules if m == "toolkit.tasks.base" or (m.startswith("toolkit.tasks.") and m.endswith(".task"))}
+    reached = []
+    for start in sorted(m for m in modules if m.startswith("toolkit.tasks.") and m.endswith(".predictor")):
+        seen, stack = set(), [start]
+        while stack:
+            module = stack.pop()
+            for target in graph.get(module, ()):
+                if target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+        reached += [f"{start} reaches {module}" for module in sorted(seen & training)]
+    assert not reached, "predictors importing training code:\n" + "\n".join(reached)
+
+
+def test_predictor_modules_import_no_tensorflow():
+    """ONNX Runtime and TFLite prediction run without TensorFlow: loading every predictor imports none of it."""
+    code = ("import sys, toolkit.tasks as t\n"
+            "for name in t.PREDICTORS.names(): t.predictor_class(name)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'keras_hub') "
+            "or m.startswith('toolkit.tasks.') and m.endswith('.task')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -149,10 +149,10 @@ def test_unknown_ids_error_or_fall_back_to_popular(retrieval_run, tmp_path):
         tf.saved_model.load(os.path.join(run.path, "export", "saved_model")).signatures["recommend"](
             user_id=tf.constant(["nobody"]), k=tf.constant(3))
     metadata = dict(toolkit.load(run.path).metadata, unknown_ids="popular")
-    from toolkit.tasks.recommendation.task import RecommendationTask
+    from toolkit.tasks.recommendation.predictor import RecommendationPredictor
 
     onnx = toolkit.load(os.path.join(run.path, "export", "model.onnx"))
-    answer = RecommendationTask.predict("onnx", onnx.handle, metadata, ["nobody"], top_k=3)[0]
+    answer = RecommendationPredictor.predict("onnx", onnx.handle, metadata, ["nobody"], top_k=3)[0]
     assert answer["known"] is False
     assert [r["item"] for r in answer["items"]] == [metadata["item_ids"][i] for i in metadata["popular"][:3]]
 
@@ -253,7 +253,8 @@ def test_a_rating_model_answers_within_the_rating_scale_of_its_data():
     import keras
     import tensorflow as tf
 
-    from toolkit.tasks.recommendation.task import Scorer, Server, pack_ints
+    from toolkit.tasks.recommendation.predictor import Scorer, pack_ints
+    from toolkit.tasks.recommendation.task import Server
 
     user, item = keras.Input((), dtype="int32"), keras.Input((), dtype="int32")
     predicted = keras.layers.Lambda(lambda pair: 5.18 + 0.01 * keras.ops.cast(pair[1], "float32"))([user, item])
@@ -274,7 +275,7 @@ def test_a_rating_model_answers_within_the_rating_scale_of_its_data():
 
 
 def test_an_unknown_numeric_id_gets_the_range_not_similar_strings():
-    from toolkit.tasks.recommendation.task import _close_ids
+    from toolkit.tasks.recommendation.predictor import _close_ids
 
     known = [str(n) for n in range(1, 1683)]
     hint = _close_ids("99999", known)

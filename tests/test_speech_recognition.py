@@ -11,7 +11,7 @@ import pytest
 
 from toolkit.config import load_recipe
 from toolkit.errors import ToolkitError
-from toolkit.tasks.speech_recognition.task import greedy_decode_ids, ids_to_text
+from toolkit.tasks.speech_recognition.decoding import greedy_decode_ids, ids_to_text
 
 from conftest import run_cli
 
@@ -36,7 +36,7 @@ def test_ctc_greedy_decoding_of_hand_made_logits():
     ids = greedy_decode_ids(logits_for(path))[0]
     assert ids == [c, a, t, t] and ids_to_text(ids, VOCABULARY) == "catt"
     # The in-graph decoder (keras.ops.ctc_decode, used in the SavedModel) agrees.
-    from toolkit.tasks.speech_recognition.task import Transcriber
+    from toolkit.tasks.speech_recognition.decoding import Transcriber
 
     transcriber = Transcriber(None, {"vocabulary": VOCABULARY})
     assert transcriber.decode(logits_for(path), "greedy", 1).numpy()[0].decode() == "catt"
@@ -44,7 +44,7 @@ def test_ctc_greedy_decoding_of_hand_made_logits():
 
 
 def test_log_mel_padding_is_zero_and_per_utterance():
-    from toolkit.tasks.speech_recognition.task import features_of
+    from toolkit.data.audio_features import features_of
 
     metadata = {"sample_rate": 16000, "features": {"num_mel_bins": 40, "frame_ms": 25, "step_ms": 10,
                                                    "fft_length": 512, "lower_hz": 20, "upper_hz": 7600}}
@@ -57,7 +57,7 @@ def test_log_mel_padding_is_zero_and_per_utterance():
     assert np.all(batch[0, frames:] == 0) and np.all(batch[0, :frames].any(axis=-1))
     assert abs(batch[1].mean()) < 1e-3 and abs(batch[1].std() - 1) < 1e-2
     # The NumPy twin used by ONNX prediction (no TensorFlow) computes the same features.
-    from toolkit.tasks.speech_recognition.task import log_mel_numpy
+    from toolkit.data.audio_features import log_mel_numpy
 
     np.testing.assert_allclose(log_mel_numpy([short, long], metadata), batch, atol=2e-4)
     tiny = rng.randn(100).astype(np.float32)  # shorter than one window: no frames, all zero
@@ -102,7 +102,7 @@ def tiny_run(tmp_path_factory):
 def test_tiny_model_overfits_a_handful_of_utterances(tiny_run):
     import toolkit
     from toolkit.tasks import make_task
-    from toolkit.tasks.speech_recognition.task import Transcriber
+    from toolkit.tasks.speech_recognition.decoding import Transcriber
 
     task = make_task(load_recipe(os.path.join(tiny_run.path, "recipe.yaml")))
     model = toolkit.load(tiny_run.path)
@@ -355,7 +355,7 @@ def test_tflite_export_of_the_acoustic_model(tiny_run, tmp_path):
 
 
 def test_onnx_prediction_says_when_it_decodes_differently_from_the_model():
-    from toolkit.tasks.speech_recognition.task import onnx_decoding_note
+    from toolkit.tasks.speech_recognition.predictor import onnx_decoding_note
 
     assert "greedily" in onnx_decoding_note({"decoding": {"method": "beam", "beam_width": 8}})
     assert onnx_decoding_note({"decoding": {"method": "greedy"}}) is None

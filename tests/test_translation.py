@@ -112,7 +112,7 @@ def test_onnx_predict_runs_the_recipes_beam_search_on_an_undertrained_model(tmp_
     """ONNX prediction decodes as the Keras model does (beam 3, length penalty 0.6), even where an under-trained
     model makes beam search and greedy decoding disagree."""
     import toolkit
-    from toolkit.tasks.translation.task import onnx_translate
+    from toolkit.tasks.translation.predictor import onnx_translate
 
     data = write_toy_corpus(tmp_path / "data", train=400)
     recipe = toy_recipe(tmp_path, data, name="early", train={"epochs": 1}, export={"formats": ["onnx"]})

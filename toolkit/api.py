@@ -108,12 +108,11 @@ def _with_data(recipe, data):
     """The recipe with `data` as its source: a path sets data.source/data.path, datasets set `datasets`."""
     from toolkit.data.user_data import SOURCE
     from toolkit.tasks import task_class
-    from toolkit.tasks.image.task import is_path
 
     if data is None:
         return recipe
     overrides = {"data.source": SOURCE}
-    if is_path(data):
+    if isinstance(data, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(data))
         if not os.path.exists(path):
             raise DataError(f"data={os.fspath(data)!r}: no such file or directory")
@@ -124,10 +123,9 @@ def _with_data(recipe, data):
 def _make_task(recipe, data):
     """The recipe's task, given Python `data` (a path is already in the recipe, see `_with_data`)."""
     from toolkit.tasks import make_task
-    from toolkit.tasks.image.task import is_path
 
     task = make_task(recipe)
-    if data is not None and not is_path(data):
+    if data is not None and not isinstance(data, (str, os.PathLike)):
         task.use_data(data)
     return task
 
@@ -244,7 +242,7 @@ def _card(run, recipe, task, metadata, metrics):
     if os.path.isfile(verify_path):
         with open(verify_path, encoding="utf-8") as f:
             report = json.load(f)
-    write_model_card(run, recipe, metadata, metrics, report, type(task))
+    write_model_card(run, recipe, metadata, metrics, report, task.predictor)
 
 
 def open_trained(run_dir, data=None):
@@ -303,7 +301,7 @@ def verify(export_dir):
     from toolkit.errors import ParityError
     from toolkit.export.verify import failures, verify_directory
     from toolkit.model_io import load_keras_file, read_toolkit_metadata
-    from toolkit.tasks import task_class
+    from toolkit.tasks import predictor_class
 
     export_dir = os.path.abspath(os.fspath(export_dir))
     if not os.path.isdir(export_dir):
@@ -314,7 +312,7 @@ def verify(export_dir):
     recipe = run.load_recipe()
     metadata = read_toolkit_metadata(run.model_path)
     model = load_keras_file(run.model_path)
-    report = verify_directory(export_dir, model, task_class(metadata["task"]), metadata,
+    report = verify_directory(export_dir, model, predictor_class(metadata["task"]), metadata,
                               recipe.export.parity_tolerance, recipe.export.min_agreement,
                               recipe.export.quantized_min_agreement)
     previous = os.path.join(export_dir, "verify.json")

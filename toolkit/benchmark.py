@@ -91,8 +91,8 @@ def benchmark(path, batch_sizes=(1, 32), repeats=10, warmup=2, formats=None, log
     for name, artifact in found:
         model = load(artifact)
         task = model.metadata["task"]
-        samples = model.task_class.load_samples(os.path.join(export_dir, "samples"), model.metadata)
-        inputs = model.task_class.predict_inputs(samples)
+        samples = model.predictor.load_samples(os.path.join(export_dir, "samples"), model.metadata)
+        inputs = model.predictor.predict_inputs(samples)
         row = {"format": name, "runtime": model.runtime, "size_mb": round(artifact_size(artifact) / 1e6, 2)}
         for batch in batch_sizes:
             batch_inputs = (inputs * math.ceil(batch / len(inputs)))[:batch]

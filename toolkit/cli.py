@@ -463,9 +463,9 @@ def _cmd_list(args):
         for name, spec in FORMATS.items():
             options = ", ".join(f"{k}={v.default}" for k, v in spec.options.model_fields.items()) or "-"
             print(f"{name:<15} {spec.artifact:<21} options: {options:<27} {spec.description}")
-        from toolkit.tasks import TASKS
+        from toolkit.tasks import PREDICTORS
 
-        for task, cls in TASKS.items():
+        for task, cls in PREDICTORS.items():
             for name, note in cls.export_notes.items():
                 print(f"  {task} {name}: {note}")
     elif args.what == "sources":

@@ -18,8 +18,8 @@ def number(value):
     return str(value)
 
 
-def write_model_card(run, recipe, metadata, metrics, verify_report, task_class):
-    """Writes `run/MODEL_CARD.md` from the run's facts (`task_class` adds its own metric sections)."""
+def write_model_card(run, recipe, metadata, metrics, verify_report, predictor):
+    """Writes `run/MODEL_CARD.md` from the run's facts (the task's `predictor` adds its own metric sections)."""
     backbone = metadata.get("backbone") or {}
     data_report = metrics.get("data", {})
     headline = {k: v for k, v in metrics.get("test", {}).items() if isinstance(v, (int, float))}
@@ -62,7 +62,7 @@ def write_model_card(run, recipe, metadata, metrics, verify_report, task_class):
         table(["metric", "value"], [[k, number(v)] for k, v in headline.items()]),
         "",
     ]
-    lines += task_class.card_metrics(metrics.get("test", {}))
+    lines += predictor.card_metrics(metrics.get("test", {}))
     lines += ["## Export parity", ""]
     if verify_report:
         lines += [
@@ -85,7 +85,7 @@ def write_model_card(run, recipe, metadata, metrics, verify_report, task_class):
     lines += [
         "## Intended use and limitations",
         "",
-        *task_class.card_limitations(metadata),
+        *predictor.card_limitations(metadata),
         "- Not evaluated for fairness, robustness to adversarial inputs, or safety-critical use.",
         "",
         "## Use",

@@ -37,10 +37,11 @@ class LoadedModel:
     metadata: dict
 
     @property
-    def task_class(self):
-        from toolkit.tasks import task_class
+    def predictor(self):
+        """The task's `Predictor` (`toolkit.tasks.predictor`): pre- and post-processing for this model."""
+        from toolkit.tasks import predictor_class
 
-        return task_class(self.metadata["task"])
+        return predictor_class(self.metadata["task"])
 
     def predict(self, inputs, top_k=None, output_dir=None, errors=None):
         """Predicts for a list of inputs (image paths or uint8 arrays for image tasks).
@@ -65,7 +66,7 @@ class LoadedModel:
         convention = RUNTIMES.get(self.runtime).convention  # a TFLite session answers like an ONNX Runtime one
 
         def run(items):
-            return self.task_class.predict(convention, self.handle, self.metadata, list(items), top_k=top_k,
+            return self.predictor.predict(convention, self.handle, self.metadata, list(items), top_k=top_k,
                                            output_dir=output_dir)
 
         try:
@@ -83,7 +84,7 @@ class LoadedModel:
 
     def format(self, result):
         """One result dict of `predict` as the text `toolkit predict` prints."""
-        return self.task_class.format_prediction(result)
+        return self.predictor.format_prediction(result)
 
     def describe(self):
         return f"{self.metadata['task']} model ({self.runtime}) from {self.path}"

@@ -90,7 +90,7 @@ def verify_table(report):
 
 def run_summary(run):
     """What `toolkit train` prints at the end: headline test metrics, export parity and the run's files."""
-    from toolkit.tasks import task_class
+    from toolkit.tasks import predictor_class
 
     metrics = run.metrics
     lines = [
@@ -101,7 +101,7 @@ def run_summary(run):
         "",
         "Test metrics",
     ]
-    for key, value in task_class(metrics["task"]).summary_metrics(metrics.get("test", {})).items():
+    for key, value in predictor_class(metrics["task"]).summary_metrics(metrics.get("test", {})).items():
         lines.append(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     verify_path = os.path.join(run.export_dir, "verify.json")
     if os.path.isfile(verify_path):

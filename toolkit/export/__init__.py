@@ -68,7 +68,7 @@ def export_run(run, model, task, formats, log=print):
                 raise write_error(f"export {name}", run.path, error) from None
             log(f"exported {name} in {duration(time.perf_counter() - started)}")
         log(f"verifying the exports against the Keras model on {config.verify_samples} held-out samples ...")
-        report = verify_directory(staging, model, type(task), task.model_metadata(), config.parity_tolerance,
+        report = verify_directory(staging, model, task.predictor, task.model_metadata(), config.parity_tolerance,
                                   config.min_agreement, config.quantized_min_agreement)
         if report["passed"]:
             from toolkit.export.verify import quality_report

@@ -52,25 +52,25 @@ def _scale(reference):
     return float(max(np.max(np.abs(np.asarray(v))) for v in values))
 
 
-def artifact_outputs(name, spec, task_class, handle, samples, metadata):
+def artifact_outputs(name, spec, predictor, handle, samples, metadata):
     """{endpoint: (outputs, reference endpoint)} of one artifact; a TFLite session answers like an ONNX Runtime
     one, so it runs the task's ONNX outputs (endpoints renamed onnx* -> <format>*)."""
     from toolkit.runtimes import RUNTIMES
 
     convention = RUNTIMES.get(spec.runtime).convention
-    outputs = task_class.export_outputs(convention, handle, samples, metadata)
+    outputs = predictor.export_outputs(convention, handle, samples, metadata)
     if name == convention:
         return {endpoint: (value, endpoint) for endpoint, value in outputs.items()}
     return {endpoint.replace(convention, name, 1): (value, endpoint) for endpoint, value in outputs.items()}
 
 
-def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agreement, quantized_min_agreement=0.9):
+def verify_directory(export_dir, model, predictor, metadata, tolerance, min_agreement, quantized_min_agreement=0.9):
     """Compares every artifact in `export_dir` with the Keras model.
 
     Args:
         export_dir: str. Directory with artifacts and `samples/`.
         model: keras.Model. The reference model.
-        task_class: type. The task (samples I/O, reference and export outputs).
+        predictor: type. The task's `Predictor` (samples I/O, reference and export outputs).
         metadata: dict. The model's toolkit metadata.
         tolerance: float. Max abs output difference allowed.
         min_agreement: float. Min share of argmax decisions that must agree.
@@ -80,22 +80,22 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
     Returns:
         The report dict written to verify.json (`passed` says it all).
     """
-    samples = task_class.load_samples(os.path.join(export_dir, "samples"), metadata)
+    samples = predictor.load_samples(os.path.join(export_dir, "samples"), metadata)
     if not samples:
         raise ValueError(f"{export_dir}/samples holds no verification samples")
     references = {}
 
     def reference_for(endpoint):
-        key = task_class.reference_key(endpoint)
+        key = predictor.reference_key(endpoint)
         if key not in references:
-            references[key] = task_class.reference_outputs(model, samples, metadata, endpoint)
+            references[key] = predictor.reference_outputs(model, samples, metadata, endpoint)
         return references[key]
 
     report = {
         "samples": len(samples),
         "sample_source": "held-out test split",
         "reference": "Keras model.keras",
-        "agreement_unit": task_class.agreement_unit,
+        "agreement_unit": predictor.agreement_unit,
         "tolerance": tolerance,
         "min_agreement": min_agreement,
         "quantized_min_agreement": quantized_min_agreement,
@@ -109,7 +109,7 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
         artifact = os.path.join(export_dir, spec.artifact)
         handle = spec.resolve("loader")(artifact)
         endpoints = {}
-        for endpoint, (outputs, like) in artifact_outputs(name, spec, task_class, handle, samples, metadata).items():
+        for endpoint, (outputs, like) in artifact_outputs(name, spec, predictor, handle, samples, metadata).items():
             reference = reference_for(like)
             scales.append(_scale(reference))
             diff, agreement, decisions = compare(reference, outputs)
@@ -119,7 +119,7 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
                 ok = agreement >= quantized_min_agreement
             passed &= ok
             endpoints[endpoint] = {"max_abs_diff": diff, "agreement": agreement, "decisions": decisions, "passed": ok}
-        notes = task_class.export_notes.get(name)
+        notes = predictor.export_notes.get(name)
         report["formats"][name] = {
             **({"note": notes} if notes else {}),
             "artifact": spec.artifact,
@@ -137,10 +137,10 @@ def verify_directory(export_dir, model, task_class, metadata, tolerance, min_agr
 
 
 def quality_report(export_dir, model, task, count):
-    """The task's test-split metric (`task.quality`) of the Keras model and of each TFLite artifact in
+    """The task's test-split metric (its predictor's `quality`) of the Keras model and of each TFLite artifact in
     `export_dir`, on up to `count` test examples: {"metric", "examples", "keras", "formats": {name: {"value",
     "delta"}}}, or None when the task has no such metric or no TFLite artifact is present."""
-    cls = type(task)
+    cls = task.predictor
     present = [(name, spec) for name, spec in FORMATS.items()
                if spec.runtime == "tflite" and os.path.exists(os.path.join(export_dir, spec.artifact))]
     if cls.quality_metric is None or not present:

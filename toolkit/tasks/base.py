@@ -1,17 +1,18 @@
-"""The Task interface (after TF Model Garden's `base_task.Task` and KerasHub's
+"""The Task interface: training (after TF Model Garden's `base_task.Task` and KerasHub's
 Backbone/Task/Preprocessor split).
 
 The trainer, exporter, CLI and notebooks know tasks only through this
-interface; adding a task is adding one module (and its recipes) that
-subclasses `Task` and registers it in `toolkit.tasks.TASKS`.
+interface and the task's `Predictor` (`toolkit.tasks.predictor`: what runs
+with a trained model and its metadata only). Adding a task is adding one
+package under `toolkit/tasks/` (docs/development.md).
 
 Task modules must not import TensorFlow at module level: the CLI lists tasks
-and loads recipes (and `toolkit predict` runs ONNX models) without it.
+and loads recipes without it.
 """
 
 
 class Task:
-    """One machine-learning task: data, model, losses, metrics and serving.
+    """One machine-learning task: data, model, losses, metrics, evaluation and the serving signatures.
 
     Class attributes:
         name: str. Registry name (the recipe's `task:`).
@@ -20,6 +21,7 @@ class Task:
             `run:` backbone must come from a run of the same input kind.
         default_monitor: str. Metric for the best checkpoint when the recipe
             keeps the default.
+        predictor: type. The task's `Predictor` subclass (deployment).
 
     Args:
         recipe: the task's recipe object.
@@ -30,8 +32,7 @@ class Task:
     sources = None  # Registry of the task's data sources (`data.source`)
     input_kind = None
     default_monitor = "val_loss"
-    agreement_unit = "top-1 per sample"  # what verify's agreement counts
-    export_notes = {}  # {format: what this task's artifact holds when it is not the whole pipeline}
+    predictor = None
     path_source = "folder"  # the data.source that reads `toolkit.train(recipe, data="<path>")`
     user_data_extras = ()  # keys of `data={...}` besides the splits (e.g. class_names)
 
@@ -129,21 +130,6 @@ class Task:
         """Writes the task's plots (PNG) into `run_dir`; returns their names."""
         return []
 
-    @classmethod
-    def summary_metrics(cls, metrics):
-        """Returns the few headline metrics printed after training."""
-        return {}
-
-    @classmethod
-    def card_metrics(cls, metrics):
-        """Returns Markdown lines for the model card's metrics section."""
-        return []
-
-    @classmethod
-    def card_limitations(cls, metadata):
-        """Returns Markdown bullet lines on intended use and limitations."""
-        return []
-
     # Serving and export -------------------------------------------------
     def serving_signatures(self, model):
         """Returns {name: (tf.function, input_signature)} for the SavedModel."""
@@ -173,82 +159,7 @@ class Task:
         """Writes raw samples into `directory` (so `toolkit verify` can reuse them)."""
         raise NotImplementedError
 
-    @classmethod
-    def load_samples(cls, directory, metadata):
-        """Reads raw samples written by `save_samples`."""
-        raise NotImplementedError
-
     # Test-split quality of quantised artifacts (toolkit.export.verify.quality_report) -------------
-    quality_metric = None  # name of `quality` (e.g. "accuracy"); None: the task reports no quality delta
-
     def quality_samples(self, count):
-        """(raw samples, targets) of up to `count` test examples for `quality`."""
+        """(raw samples, targets) of up to `count` test examples for the predictor's `quality`."""
         raise NotImplementedError
-
-    @classmethod
-    def quality_endpoint(cls, metadata):
-        """The ONNX-like endpoint whose outputs `quality` scores."""
-        return "onnx"
-
-    @classmethod
-    def quality(cls, outputs, targets, metadata):
-        """The task metric of outputs (as `export_outputs` gives them) against targets; a float."""
-        raise NotImplementedError
-
-    @classmethod
-    def predict_inputs(cls, samples):
-        """The `predict` inputs of samples read by `load_samples` (what `toolkit benchmark` feeds each format)."""
-        return list(samples)
-
-    @classmethod
-    def reference_key(cls, endpoint):
-        """Endpoints whose Keras reference is the same share a key (computed once)."""
-        return "model"
-
-    @classmethod
-    def reference_outputs(cls, model, samples, metadata, endpoint):
-        """Returns the Keras model's outputs on raw samples, comparable with `endpoint`.
-
-        An array, or a list with one array per sample; class scores on the
-        last axis.
-        """
-        raise NotImplementedError
-
-    @classmethod
-    def export_outputs(cls, convention, artifact, samples, metadata):
-        """Returns {endpoint: outputs} of a loaded export on raw samples (as reference_outputs), through
-        `outputs_<convention>` (`toolkit.runtimes`: "saved_model" or "onnx")."""
-        return _by_convention(cls, "outputs", convention)(artifact, samples, metadata)
-
-    # Prediction ---------------------------------------------------------
-    @classmethod
-    def predict(cls, convention, handle, metadata, inputs, top_k=None, output_dir=None):
-        """Runs a loaded model on user inputs; returns a list of result dicts, through `predict_<convention>`.
-
-        Args:
-            convention: str. How `handle` is called (`toolkit.runtimes`): "keras", "saved_model" or "onnx".
-            handle: the loaded model (Keras model, loaded SavedModel, or an
-                onnxruntime / TFLite session).
-            metadata: dict. The model's toolkit metadata.
-            inputs: list. User inputs (file paths or arrays for images).
-            top_k: int or None. How many ranked answers to return.
-            output_dir: str or None. Where tasks that write files (masks)
-                write them.
-        """
-        return _by_convention(cls, "predict", convention)(handle, metadata, inputs, top_k=top_k,
-                                                          output_dir=output_dir)
-
-    @classmethod
-    def format_prediction(cls, result):
-        """Returns one human-readable line (or block) for a result dict."""
-        raise NotImplementedError
-
-
-def _by_convention(cls, kind, convention):
-    """The task's `<kind>_<convention>` method, or a one-line error when it does not run in that runtime."""
-    method = getattr(cls, f"{kind}_{convention}", None)
-    if method is None:
-        from toolkit.errors import ModelFileError
-
-        raise ModelFileError(f"{cls.name} models do not run in the {convention} runtime")
-    return method

@@ -1,14 +1,19 @@
 """Speech recognition: a CTC acoustic model on log-mel features computed in the graph, or a Whisper preset.
 
-Files: `config.py` (recipe sections), `task.py` (features, model, CTC decoding, WER/CER, serving), `whisper.py`
-(Whisper fine-tuning and decoding), `lexicon.py` (lexicon-constrained beam search), `sources.py` (audio folders,
-the espeak-ng synthetic corpus, pocketsphinx clips), `speech_words.txt` (the corpus vocabulary).
+Files: `config.py` (recipe sections), `task.py` (recipe, model, SpecAugment, WER/CER, serving signatures),
+`decoding.py` (CTC best path, the in-graph transcriber), `predictor.py` (transcripts in every runtime, NumPy
+features and decoding around ONNX Runtime, model-card text; no TensorFlow), `whisper.py` (Whisper fine-tuning
+and decoding), `lexicon.py` (lexicon-constrained beam search), `sources.py` (audio folders, the espeak-ng
+synthetic corpus, pocketsphinx clips), `speech_words.txt` (the corpus vocabulary). The log-mel front end is
+`toolkit.data.audio_features`.
 """
 
 from toolkit.config.tasks import TASKS, DataVerb, register_data_verb
 from toolkit.model_io import register_saved_layer
+from toolkit.tasks.predictor import PREDICTORS
 
 TASKS.register_lazy("speech_recognition", "toolkit.tasks.speech_recognition.task:SpeechRecognitionTask")
+PREDICTORS.register_lazy("speech_recognition", "toolkit.tasks.speech_recognition.predictor:SpeechRecognitionPredictor")
 register_saved_layer("toolkit>SpecAugment", "toolkit.tasks.speech_recognition.task:spec_augment_class")
 register_saved_layer("toolkit>HubWhisper", "toolkit.text_generation:hub_whisper_layer_class")
 register_data_verb(DataVerb(

@@ -1,7 +1,7 @@
 """Speech recognition: a DeepSpeech2-style CTC acoustic model with log-mel
 features computed in the graph, WER/CER with jiwer, waveform-to-text export.
 
-Features (`toolkit.tasks.speech_recognition.task.log_mel`, TensorFlow ops): STFT
+Features (`toolkit.data.audio_features.log_mel`, TensorFlow ops, and `log_mel_numpy`): STFT
 (Hann window), power spectrum, mel filterbank, log, then per-utterance
 normalisation over the utterance's own frames; frames past an utterance's
 length are exactly zero, which is how the model tells padding from speech.
@@ -48,12 +48,13 @@ from pydantic import (
 )
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
+from toolkit.data.audio_features import features_of, log_mel
 from toolkit.errors import DataError
 from toolkit.tasks.base import Task
 from toolkit.tasks.speech_recognition.config import DEFAULT_VOCABULARY, SpeechDataConfig
+from toolkit.tasks.speech_recognition.decoding import BLANK, text_to_ids
+from toolkit.tasks.speech_recognition.predictor import SpeechRecognitionPredictor, make_transcriber
 from toolkit.tasks.speech_recognition.sources import SPEECH_SOURCES
-
-BLANK = 0
 
 # ----------------------------------------------------------------------- recipe
 
@@ -163,81 +164,7 @@ class SpeechRecognitionRecipe(Recipe):
         return self
 
 
-# --------------------------------------------------------------- graph pieces
-
-
-def frame_sizes(metadata):
-    rate = int(metadata["sample_rate"])
-    features = metadata["features"]
-    return int(rate * features["frame_ms"] / 1000), int(rate * features["step_ms"] / 1000)
-
-
-def log_mel(waves, lengths, metadata):
-    """Normalised log-mel features of a batch of waveforms (TensorFlow ops).
-
-    Args:
-        waves: float32 [batch, samples], zero-padded.
-        lengths: int32 [batch], samples of each waveform.
-        metadata: dict with "sample_rate" and "features".
-
-    Returns:
-        float32 [batch, frames, mels]; frames past each length are zero.
-    """
-    import tensorflow as tf
-
-    features = metadata["features"]
-    frame, step = frame_sizes(metadata)
-    waves = tf.convert_to_tensor(waves, tf.float32)
-    waves = tf.pad(waves, [[0, 0], [0, tf.maximum(frame - tf.shape(waves)[1], 0)]])
-    stft = tf.signal.stft(waves, frame, step, int(features["fft_length"]), pad_end=False)
-    power = tf.math.square(tf.abs(stft))
-    matrix = tf.signal.linear_to_mel_weight_matrix(
-        int(features["num_mel_bins"]), int(features["fft_length"]) // 2 + 1, float(metadata["sample_rate"]),
-        float(features["lower_hz"]), float(features["upper_hz"]))
-    logmel = tf.math.log(tf.tensordot(power, matrix, 1) + 1e-6)
-    frames = tf.maximum((tf.cast(lengths, tf.int32) - frame) // step + 1, 0)
-    mask = tf.sequence_mask(frames, tf.shape(logmel)[1], tf.float32)[:, :, None]
-    count = tf.maximum(tf.reduce_sum(mask, axis=[1, 2], keepdims=True) * tf.cast(tf.shape(logmel)[2], tf.float32),
-                       1.0)
-    mean = tf.reduce_sum(logmel * mask, axis=[1, 2], keepdims=True) / count
-    variance = tf.reduce_sum(tf.square(logmel - mean) * mask, axis=[1, 2], keepdims=True) / count
-    return (logmel - mean) * tf.math.rsqrt(variance + 1e-5) * mask
-
-
-def mel_matrix(metadata):
-    """The mel filterbank of `tf.signal.linear_to_mel_weight_matrix` (HTK mel scale, DC bin zero), in NumPy:
-    float64 [fft_length // 2 + 1, num_mel_bins]."""
-    features = metadata["features"]
-    bins, mels = int(features["fft_length"]) // 2 + 1, int(features["num_mel_bins"])
-
-    def to_mel(hertz):
-        return 1127.0 * np.log1p(np.asarray(hertz, np.float64) / 700.0)
-
-    linear = to_mel(np.linspace(0.0, float(metadata["sample_rate"]) / 2, bins)[1:])[:, None]
-    edges = np.linspace(to_mel(features["lower_hz"]), to_mel(features["upper_hz"]), mels + 2)
-    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
-    weights = np.maximum(0.0, np.minimum((linear - lower) / (center - lower), (upper - linear) / (upper - center)))
-    return np.concatenate([np.zeros((1, mels)), weights], axis=0)
-
-
-def log_mel_numpy(waves, metadata):
-    """`log_mel` in NumPy (no TensorFlow; for ONNX prediction): a list of waveforms -> [batch, frames, mels]."""
-    frame, step = frame_sizes(metadata)
-    fft_length = int(metadata["features"]["fft_length"])
-    batch, lengths = pad_waves(waves)
-    batch = np.pad(batch, [(0, 0), (0, max(frame - batch.shape[1], 0))])
-    count = (batch.shape[1] - frame) // step + 1
-    index = np.arange(frame)[None, :] + step * np.arange(count)[:, None]
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(frame) / frame)  # periodic Hann, as tf.signal.stft
-    power = np.abs(np.fft.rfft(batch[:, index] * window, n=fft_length)) ** 2
-    logmel = np.log(power @ mel_matrix(metadata) + 1e-6)
-    frames = np.maximum((lengths - frame) // step + 1, 0)
-    mask = (np.arange(count)[None, :] < frames[:, None]).astype(np.float64)[:, :, None]
-    total = np.maximum(mask.sum(axis=(1, 2), keepdims=True) * logmel.shape[2], 1.0)
-    mean = (logmel * mask).sum(axis=(1, 2), keepdims=True) / total
-    variance = (np.square(logmel - mean) * mask).sum(axis=(1, 2), keepdims=True) / total
-    return ((logmel - mean) / np.sqrt(variance + 1e-5) * mask).astype(np.float32)
-
+# ---------------------------------------------------------------------- layers
 
 _LAYERS = {}
 
@@ -291,128 +218,18 @@ def spec_augment_class():
     return SpecAugment
 
 
-def greedy_decode_ids(logits):
-    """Best path per utterance (NumPy): argmax, merge repeats, drop blanks; returns lists of ids."""
-    best = np.argmax(np.asarray(logits), axis=-1)
-    results = []
-    for row in best:
-        ids, previous = [], BLANK
-        for token in row:
-            if token != previous and token != BLANK:
-                ids.append(int(token))
-            previous = token
-        results.append(ids)
-    return results
-
-
-def ids_to_text(ids, vocabulary):
-    return "".join(vocabulary[i - 1] for i in ids if 0 < i <= len(vocabulary))
-
-
-def text_to_ids(text, vocabulary):
-    index = {c: i + 1 for i, c in enumerate(vocabulary)}
-    return [index[c] for c in text]
-
-
-class Transcriber:
-    """Features, network and CTC decoding as one tf.function: waveforms + lengths -> strings."""
-
-    def __init__(self, model, metadata):
-        self.model = model
-        self.metadata = metadata
-        self._functions = {}
-
-    def decode(self, logits, method, beam_width):
-        import tensorflow as tf
-        from keras import ops
-
-        if method == "lexicon":
-            from toolkit.tasks.speech_recognition.lexicon import DecodingGraph, LexiconDecoder
-
-            return LexiconDecoder(DecodingGraph.from_metadata(self.metadata)).decode(logits)
-        batch, frames = tf.shape(logits)[0], tf.shape(logits)[1]
-        lengths = tf.fill([batch], frames)
-        strategy = "beam_search" if method == "beam" else "greedy"
-        kwargs = {"beam_width": beam_width, "top_paths": 1} if method == "beam" else {}
-        decoded, _ = ops.ctc_decode(logits, lengths, strategy=strategy, mask_index=BLANK, **kwargs)
-        ids = tf.cast(decoded[0], tf.int32)  # [batch, length], padded with -1
-        characters = tf.constant([""] + list(self.metadata["vocabulary"]))
-        ids = tf.where(ids < 0, 0, ids)
-        return tf.strings.reduce_join(tf.gather(characters, ids), axis=1)
-
-    def function(self, method=None, beam_width=None):
-        import tensorflow as tf
-
-        decoding = self.metadata["decoding"]
-        settings = (method or decoding["method"], int(beam_width or decoding["beam_width"]))
-        if settings not in self._functions:
-            @tf.autograph.experimental.do_not_convert
-            def transcribe(waveforms, lengths):
-                features = log_mel(waveforms, lengths, self.metadata)
-                return self.decode(self.model(features, training=False), *settings)
-
-            self._functions[settings] = tf.function(transcribe, input_signature=[
-                tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)])
-        return self._functions[settings]
-
-    def resources(self):
-        """Objects the SavedModel must track for `function` (tokenizers)."""
-        return []
-
-    def transcribe(self, waves, batch_size=16, on_batch=None, **settings):
-        """Transcribes a list of float32 waveforms (at the model's sample rate); returns a list of str.
-
-        `on_batch(count)` is called after each batch (progress)."""
-        function = self.function(**settings)
-        results = []
-        for start in range(0, len(waves), batch_size):
-            batch, lengths = pad_waves(waves[start:start + batch_size])
-            results.extend(t.decode("utf-8") for t in function(batch, lengths).numpy())
-            if on_batch is not None:
-                on_batch(len(lengths))
-        return results
-
-
-def make_transcriber(model, metadata):
-    """The `Transcriber` of a CTC model, or the `WhisperTranscriber` of a Whisper one."""
-    if "whisper" in metadata:
-        from toolkit.tasks.speech_recognition.whisper import WhisperTranscriber
-
-        return WhisperTranscriber(model, metadata)
-    return Transcriber(model, metadata)
-
-
-def pad_waves(waves):
-    lengths = np.asarray([len(w) for w in waves], np.int32)
-    batch = np.zeros((len(waves), max(1, int(lengths.max(initial=1)))), np.float32)
-    for i, wave in enumerate(waves):
-        batch[i, : len(wave)] = wave
-    return batch, lengths
-
-
-def features_of(waves, metadata):
-    """Features of a list of waveforms as NumPy [batch, frames, mels] (TensorFlow ops, eager)."""
-    batch, lengths = pad_waves(waves)
-    return np.asarray(log_mel(batch, lengths, metadata))
-
-
 # ------------------------------------------------------------------------- task
 
 
 class SpeechRecognitionTask(Task):
-    """Speech recognition: data, features, CTC model, WER/CER, serving and prediction."""
+    """Speech recognition: data, features, CTC model, WER/CER and serving signatures."""
 
     name = "speech_recognition"
+    predictor = SpeechRecognitionPredictor
     config_class = SpeechRecognitionRecipe
     sources = SPEECH_SOURCES
     input_kind = "audio"
     default_monitor = "val_loss"
-    agreement_unit = "argmax per frame; identical transcripts"
-    export_notes = {
-        "onnx": "the acoustic network only (log-mel features -> CTC logits; Whisper: features + decoder ids -> "
-                "logits): `toolkit predict x.onnx` computes the features and decodes (greedy or lexicon) in NumPy, "
-                "outside the graph",
-    }
 
     def data_from_user(self, user):
         from toolkit.tasks.speech_recognition.sources import speech_data
@@ -678,49 +495,6 @@ class SpeechRecognitionTask(Task):
                 "audio_seconds": round(audio_seconds, 1), "decoding_seconds": round(seconds, 2),
                 "realtime_factor": round(seconds / max(audio_seconds, 1e-9), 4), "worst": worst}
 
-    @classmethod
-    def summary_metrics(cls, metrics):
-        summary = {key: metrics[key] for key in ("wer", "cer", "examples") if key in metrics}
-        if metrics.get("validation"):
-            summary["validation_wer"] = metrics["validation"]["wer"]
-        for source, figures in (metrics.get("out_of_domain") or {}).items():
-            summary[f"{source}_wer"] = figures["wer"]
-        return summary
-
-    @classmethod
-    def card_metrics(cls, metrics):
-        lines = []
-        for source, figures in (metrics.get("out_of_domain") or {}).items():
-            lines.append(f"Out of domain ({source}): WER {figures['wer']:.2%}, CER {figures['cer']:.2%} "
-                         f"on {figures['examples']} utterances.")
-        lines += ["", "Worst test utterances:", "", "| id | reference | transcript | WER |", "|---|---|---|---|"]
-        for row in metrics.get("worst", [])[:5]:
-            lines.append(f"| {row['id']} | {row['reference']} | {row['transcript']} | {row['wer']:.2f} |")
-        return lines + [""]
-
-    @classmethod
-    def card_limitations(cls, metadata):
-        if "whisper" in metadata:
-            seconds = metadata["whisper"]["audio_converter"]["max_audio_length"]
-            return [
-                f"- Whisper preset {metadata['whisper']['preset']}: hears the first {seconds} s of each clip "
-                f"(longer audio is cut); transcripts are lower-cased and reduced to {metadata.get('vocabulary')!r}.",
-                f"- Data it was evaluated/fine-tuned on: {metadata.get('data_provenance', '')}.",
-            ]
-        decoding = metadata.get("decoding", {})
-        if decoding.get("method") == "lexicon":
-            words = len(metadata.get("lexicon", {}).get("words", []))
-            language = (f"writes only the {words} words of its lexicon (a word outside it comes out as the closest "
-                        f"lexicon words), weighted by a word bigram model of the training transcripts "
-                        f"(lm_weight {decoding.get('lm_weight')})")
-        else:
-            language = "no language model"
-        return [
-            f"- Transcribes speech like the training data ({metadata.get('data_provenance', '')}) into the "
-            f"characters {metadata.get('vocabulary')!r}; {language}; no punctuation or digits.",
-            f"- Expects mono audio at {metadata.get('sample_rate')} Hz (`toolkit predict` resamples files).",
-        ]
-
     # Serving and export -------------------------------------------------
     def serving_signatures(self, model):
         import tensorflow as tf
@@ -758,21 +532,9 @@ class SpeechRecognitionTask(Task):
                     tf.TensorSpec([None, None], tf.int32, name="decoder_token_ids")]
         return [tf.TensorSpec([None, None, self.recipe.features.num_mel_bins], tf.float32, name="features")]
 
-    quality_metric = "wer"
-
     def quality_samples(self, count):
         utterances = self.data.splits["test"][:count]
         return utterances, [u.text for u in utterances]
-
-    @classmethod
-    def quality_endpoint(cls, metadata):
-        return "onnx_lexicon" if metadata["decoding"]["method"] == "lexicon" else "onnx_greedy"
-
-    @classmethod
-    def quality(cls, outputs, targets, metadata):
-        import jiwer
-
-        return float(jiwer.wer(list(targets), [text if text.strip() else "<empty>" for text in outputs]))
 
     tflite_int8_supported = False  # the converter's calibrator cannot run the recurrent layers
     tflite_unsupported_reason = "a Whisper model's decoding loop is not exported; the CTC acoustic network is"
@@ -805,131 +567,6 @@ class SpeechRecognitionTask(Task):
                 write_wav(os.path.join(directory, f"{index:03d}.wav"), utterance.audio, rate)
                 f.write(f"{index:03d}|{utterance.text}\n")
 
-    @classmethod
-    def load_samples(cls, directory, metadata):
-        from toolkit.data.audio_io import load_audio
-
-        samples = []
-        with open(os.path.join(directory, "metadata.csv"), encoding="utf-8") as f:
-            for line in f:
-                uid, text = line.rstrip("\n").split("|", 1)
-                samples.append((load_audio(os.path.join(directory, f"{uid}.wav"), metadata["sample_rate"]), text))
-        return samples
-
-    @classmethod
-    def predict_inputs(cls, samples):
-        return cls._waves(samples)
-
-    @staticmethod
-    def _waves(samples):
-        return [s.audio if hasattr(s, "audio") else s[0] for s in samples]
-
-    @classmethod
-    def reference_key(cls, endpoint):
-        return {"logits": "logits", "onnx": "logits", "onnx_greedy": "greedy"}.get(endpoint, "transcribe")
-
-    @staticmethod
-    def _texts(samples):
-        return [s.text if hasattr(s, "text") else s[1] for s in samples]
-
-    @classmethod
-    def network_inputs(cls, samples, metadata):
-        """The acoustic network's inputs for verification samples: [features] (CTC) or [features, decoder ids]
-        (Whisper, teacher-forced on the reference transcripts), as NumPy."""
-        waves = cls._waves(samples)
-        if "whisper" not in metadata:
-            return [features_of(waves, metadata)]
-        from toolkit.tasks.speech_recognition.whisper import features_numpy, label_ids, model_tokenizer
-        from toolkit.text_generation import special_ids
-
-        tokenizer, ids = model_tokenizer(metadata), special_ids(metadata)
-        rows = [label_ids(tokenizer, text, ids["decoder_start"], ids["eos"], int(metadata["decoding"]["max_tokens"]))[0]
-                for text in cls._texts(samples)]
-        decoder = np.full((len(rows), max(len(r) for r in rows)), ids["pad"], np.int32)
-        for i, row in enumerate(rows):
-            decoder[i, : len(row)] = row
-        return [features_numpy(waves, metadata), decoder]
-
-    @classmethod
-    def reference_outputs(cls, model, samples, metadata, endpoint):
-        waves = cls._waves(samples)
-        key = cls.reference_key(endpoint)
-        if key == "logits":
-            inputs = cls.network_inputs(samples, metadata)
-            return np.asarray(model(inputs if len(inputs) > 1 else inputs[0], training=False))
-        method = "greedy" if key == "greedy" else None
-        return make_transcriber(model, metadata).transcribe(waves, method=method)
-
-    @classmethod
-    def outputs_saved_model(cls, artifact, samples, metadata):
-        import tensorflow as tf
-
-        waves = cls._waves(samples)
-        inputs = cls.network_inputs(samples, metadata)
-        batch, lengths = pad_waves(waves)
-        texts = artifact.signatures["transcribe"](waveform=tf.constant(batch),
-                                                  lengths=tf.constant(lengths))["transcript"].numpy()
-        names = ["features", "decoder_token_ids"][: len(inputs)]
-        logits = artifact.signatures["logits"](**{n: tf.constant(v) for n, v in zip(names, inputs)})["logits"]
-        return {"transcribe": [t.decode("utf-8") for t in texts], "logits": logits.numpy()}
-
-    @classmethod
-    def outputs_onnx(cls, artifact, samples, metadata):
-        waves = cls._waves(samples)
-        inputs = cls.network_inputs(samples, metadata)
-        outputs = {"onnx": onnx_logits(artifact, *inputs),
-                   "onnx_greedy": onnx_transcribe(artifact, waves, metadata, method="greedy")}
-        if metadata["decoding"]["method"] == "lexicon":  # what `toolkit predict model.onnx` prints
-            outputs["onnx_lexicon"] = onnx_transcribe(artifact, waves, metadata)
-        return outputs
-
-    # Prediction: audio files (any common sample rate; resampled) or float waveforms at the model's sample rate
-    # -> [{"input", "transcript", "audio_seconds", "realtime_factor"}] ----------------------------------------
-    @classmethod
-    def predict_keras(cls, handle, metadata, inputs, top_k=None, output_dir=None):
-        return cls._transcripts(inputs, metadata,
-                                lambda waves: make_transcriber(handle, metadata).transcribe(waves, batch_size=1))
-
-    @classmethod
-    def predict_saved_model(cls, handle, metadata, inputs, top_k=None, output_dir=None):
-        import tensorflow as tf
-
-        def transcribe(waves):
-            transcripts = []
-            for wave in waves:
-                answer = handle.signatures["transcribe"](waveform=tf.constant(wave[None].astype(np.float32)),
-                                                         lengths=tf.constant([len(wave)], tf.int32))
-                transcripts.append(answer["transcript"].numpy()[0].decode("utf-8"))
-            return transcripts
-
-        return cls._transcripts(inputs, metadata, transcribe)
-
-    @classmethod
-    def predict_onnx(cls, handle, metadata, inputs, top_k=None, output_dir=None):
-        return cls._transcripts(inputs, metadata, lambda waves: [onnx_transcribe(handle, [w], metadata)[0]
-                                                                 for w in waves],
-                                note=onnx_decoding_note(metadata))
-
-    @staticmethod
-    def _transcripts(inputs, metadata, transcribe, note=None):
-        from toolkit.data.audio_io import load_audio
-        from toolkit.tasks.image.task import input_names, is_path
-
-        rate = int(metadata["sample_rate"])
-        waves = [load_audio(str(item), rate) if is_path(item) else np.asarray(item, np.float32).reshape(-1)
-                 for item in inputs]
-        started = time.time()
-        transcripts = transcribe(waves)
-        seconds = time.time() - started
-        audio = sum(len(w) for w in waves) / rate
-        return [{"input": name, "transcript": text, "audio_seconds": round(len(w) / rate, 2),
-                 "realtime_factor": round(seconds / max(audio, 1e-9), 4), **({"note": note} if note else {})}
-                for name, text, w in zip(input_names(inputs), transcripts, waves)]
-
-    @classmethod
-    def format_prediction(cls, result):
-        return f"{result['input']}: {result['transcript']}"
-
 
 class _NoBackbone:
     """The acoustic model is trained whole: nothing to freeze."""
@@ -937,38 +574,4 @@ class _NoBackbone:
     pretrained = False
 
 
-def onnx_logits(session, features, decoder_ids=None):
-    """Runs the ONNX acoustic network: features (and Whisper's decoder ids) -> logits."""
-    names = [i.name for i in session.get_inputs()]
-    feeds = {names[0]: np.asarray(features, np.float32)}
-    if decoder_ids is not None:
-        feeds[names[1]] = np.asarray(decoder_ids, np.int32)
-    return session.run(None, feeds)[0]
-
-
-def onnx_decoding_note(metadata):
-    """What ONNX prediction does differently from the model's own decoding (beam search runs only in the
-    TensorFlow formats), or None when it decodes the same way."""
-    method = metadata["decoding"].get("method")
-    if method != "beam":
-        return None
-    return ("decoded greedily (best path): the model's beam search runs only in its TensorFlow formats (the run "
-            "directory, .keras, SavedModel); transcripts may differ from theirs")
-
-
-def onnx_transcribe(session, waves, metadata, method=None):
-    """Transcripts from the ONNX network with NumPy features: CTC best path, lexicon decoding (`method` or the
-    model's `decoding.method` is lexicon; NumPy, the same as the graph's), or Whisper's greedy token loop."""
-    if "whisper" in metadata:
-        from toolkit.tasks.speech_recognition.whisper import features_numpy, greedy_texts
-
-        return greedy_texts(lambda f, d: onnx_logits(session, f, d), features_numpy(waves, metadata), metadata)
-    logits = onnx_logits(session, log_mel_numpy(waves, metadata))
-    if (method or metadata["decoding"]["method"]) == "lexicon":
-        from toolkit.tasks.speech_recognition.lexicon import DecodingGraph, decode_numpy
-
-        return decode_numpy(DecodingGraph.from_metadata(metadata), logits)
-    return [ids_to_text(ids, metadata["vocabulary"]) for ids in greedy_decode_ids(logits)]
-
-
-__all__ = ["SpeechRecognitionRecipe", "SpeechRecognitionTask", "log_mel", "greedy_decode_ids"]
+__all__ = ["SpeechRecognitionRecipe", "SpeechRecognitionTask"]

@@ -22,7 +22,7 @@ Example:
 import numpy as np
 
 from toolkit.errors import RecipeError, preset_error
-from toolkit.tasks.speech_recognition.task import Transcriber
+from toolkit.tasks.speech_recognition.decoding import Transcriber
 
 CONVERTER_KEYS = ("num_mels", "num_fft_bins", "stride", "sampling_rate", "max_audio_length")
 
