@@ -283,6 +283,11 @@ def _cmd_predict(args):
 
     if args.top_k is not None and args.top_k < 1:
         raise ToolkitError("--top-k must be 1 or more")
+    refused = _refused_files(args.inputs)
+    if args.inputs and len(refused) == len(args.inputs):  # nothing to predict: said before the model is loaded
+        for message in refused:
+            print(f"toolkit predict: error: {message}", file=sys.stderr)
+        return 2
     if _needs_tensorflow(args.model):
         _quiet_tensorflow()
     from toolkit.predict import load
@@ -339,12 +344,32 @@ def _json_value(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _refused_files(paths):
+    """One-line messages for the input files refused from `stat` alone (devices, FIFOs, files over the input size
+    limit, names with control characters), checked in microseconds before any model is loaded; missing files are
+    left to the reader of each model, which says what it expected."""
+    from toolkit.data.files import check_input_file
+    from toolkit.errors import DataError
+
+    messages = []
+    for path in paths:
+        try:
+            if os.path.lexists(path):
+                check_input_file(path)
+        except DataError as error:
+            messages.append(str(error))
+    return messages
+
+
 def _read_lines(paths):
     """Non-empty lines of UTF-8 text files (the input of models that take text)."""
+    from toolkit.data.files import check_input_file
     from toolkit.errors import DataError
 
     lines = []
     for path in paths:
+        if os.path.lexists(path):
+            check_input_file(path)
         try:
             with open(path, encoding="utf-8") as f:
                 lines.extend(line.strip() for line in f if line.strip())

@@ -25,6 +25,35 @@ from toolkit.registry import resolve
 # Registered Keras name ("toolkit>SpecAugment") -> "module:function" registering the class (see toolkit.tasks).
 SAVED_LAYERS = {}
 
+MAX_MODEL_BYTES = 32 << 30  # a model file larger than this is refused before it is opened
+MAX_JSON_MEMBER_BYTES = 64 << 20  # config.json, metadata.json, toolkit.json
+MAX_EXPANSION = 50  # a member above 64 MB that expands more than this from its compressed size is not weights
+
+
+def check_keras_archive(path):
+    """Checks a `.keras` file before any member is read: a regular file, a zip archive, and members whose
+    declared sizes are plausible (the JSON ones at most 64 MB; none a 1 KB -> 1 GB zip bomb). Raises a one-line
+    ModelFileError; returns the archive's member names."""
+    from toolkit.data.files import check_input_file
+
+    check_input_file(path, MAX_MODEL_BYTES, ModelFileError, "model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a Keras .keras file (not a zip archive); give a run directory or the "
+                             "model.keras that toolkit train wrote")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ModelFileError(f"{path} is not a readable .keras archive ({error})")
+    for member in members:
+        size, packed = member.file_size, max(member.compress_size, 1)
+        json_member = member.filename.endswith(".json")
+        if (json_member and size > MAX_JSON_MEMBER_BYTES) or (size > 64 << 20 and size > MAX_EXPANSION * packed):
+            raise ModelFileError(f"{path}: its member {member.filename[:80]!r} would expand to "
+                                 f"{size / (1 << 20):,.0f} MB from {packed / (1 << 20):,.1f} MB; this is not a model "
+                                 "file Keras wrote, and it is not read")
+    return [member.filename for member in members]
+
 
 def register_saved_layer(name, reference):
     """Declares that a `.keras` file naming `name` needs `reference` ("module:function") called before loading."""
@@ -35,10 +64,9 @@ def load_keras_file(path):
     """Loads a `.keras` file safely (safe_mode=True; no Lambda, no unknown classes)."""
     import keras
 
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise ModelFileError(f"model file {path} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path} is not a Keras .keras file (not a zip archive); save it with model.save()")
+    check_keras_archive(path)
     if _mentions(path, b'"keras_hub'):
         import keras_hub  # noqa: F401 - registers KerasHub layers for deserialisation
     if _mentions(path, b'"keras_rs'):
@@ -76,6 +104,11 @@ def _mentions(path, marker):
 
 def read_toolkit_metadata(path):
     """Returns the toolkit metadata stored inside a `.keras` file, or {}."""
+    try:
+        if check_keras_archive(path).count("toolkit.json") == 0:
+            return {}
+    except ModelFileError:
+        return {}
     try:
         with zipfile.ZipFile(path) as archive:
             if "toolkit.json" in archive.namelist():

@@ -95,7 +95,12 @@ def load(path):
     (`toolkit.runtimes`)."""
     from toolkit.runtimes import runtime_of
 
-    path = os.fspath(path)
+    from toolkit.data.files import check_input_file, check_name
+    from toolkit.model_io import MAX_MODEL_BYTES
+
+    path = check_name(os.fspath(path), ModelFileError)
+    if os.path.lexists(path) and not os.path.isdir(path):  # a model file: regular, of a plausible size, unopened
+        check_input_file(path, MAX_MODEL_BYTES, ModelFileError, "model file")
     runtime = runtime_of(path)
     if os.path.isdir(path) and runtime.name == "keras":  # a run directory stands for its model.keras
         from toolkit.runs import RunDirectory
@@ -111,13 +116,9 @@ def load(path):
 
 
 def load_keras_model(path):
-    import zipfile
+    from toolkit.model_io import check_keras_archive, load_keras_file, read_toolkit_metadata
 
-    from toolkit.model_io import load_keras_file, read_toolkit_metadata
-
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path} is not a Keras .keras file (not a zip archive); give a run directory or the "
-                             "model.keras that toolkit train wrote")
+    check_keras_archive(path)  # a FIFO, a device, a zip bomb: one line before any member is read
     metadata = read_toolkit_metadata(path)
     if not metadata:
         raise ModelFileError(f"{path}: a .keras file without toolkit metadata; it was not saved by toolkit train")

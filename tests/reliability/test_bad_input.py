@@ -699,6 +699,83 @@ def test_model_path_that_is_not_a_model(name, keywords, inputs, capsys):
     refused(capsys, "predict", inputs[name], inputs["image"], keywords=keywords)
 
 
+@pytest.fixture
+def unreadable_files(tmp_path):
+    """Inputs that are not plain files of a sane size: a character device, a FIFO and a 3 GB sparse file."""
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    sparse = tmp_path / "huge.png"
+    with open(sparse, "wb") as f:
+        f.truncate(3 << 30)  # 3 GB of zeros that take no disk space
+    return {"dev-zero": ("/dev/zero", "character device"), "fifo": (str(fifo), "FIFO"),
+            "sparse-3gb": (str(sparse), "more than")}
+
+
+@pytest.mark.parametrize("which", ["dev-zero", "fifo", "sparse-3gb"])
+@pytest.mark.parametrize("runtime", ["keras", "saved_model", "onnx"])
+def test_predict_refuses_devices_fifos_and_huge_files_within_two_seconds(runtime, which, unreadable_files,
+                                                                        trained_run, capsys):
+    """Checked with one stat before the model is loaded: never read, never a hang, never gigabytes of memory."""
+    import resource
+    import time
+
+    model = {"keras": trained_run["run_dir"], "saved_model": os.path.join(trained_run["run_dir"], "export",
+                                                                          "saved_model"),
+             "onnx": os.path.join(trained_run["run_dir"], "export", "model.onnx")}[runtime]
+    path, keyword = unreadable_files[which]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    started = time.time()
+    refused(capsys, "predict", model, path, keywords=(path, keyword))
+    assert time.time() - started < 2
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100 * 1024
+
+
+@pytest.mark.parametrize("runtime", ["keras", "saved_model", "onnx"])
+def test_a_device_among_readable_inputs_is_one_error_line_and_the_rest_is_predicted(runtime, unreadable_files,
+                                                                                    trained_run, capsys):
+    import toolkit
+
+    model = toolkit.load({"keras": trained_run["run_dir"],
+                          "saved_model": os.path.join(trained_run["run_dir"], "export", "saved_model"),
+                          "onnx": os.path.join(trained_run["run_dir"], "export", "model.onnx")}[runtime])
+    sample = os.path.join(trained_run["run_dir"], "export", "samples", "000.png")
+    errors = []
+    results = model.predict([sample, unreadable_files["fifo"][0], "/dev/zero"], errors=errors)
+    assert [r["input"] for r in results] == [sample]
+    assert [item for item, _ in errors] == [unreadable_files["fifo"][0], "/dev/zero"]
+    assert "FIFO" in errors[0][1] and "character device" in errors[1][1]
+
+
+def test_a_keras_file_that_is_a_zip_bomb_or_a_device_is_refused_before_a_member_is_read(tmp_path, capsys):
+    """A 1 MB archive whose member expands to 1 GB, and a .keras path that is /dev/zero: one line, no memory."""
+    import resource
+    import zipfile
+
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", "{}")
+        with archive.open("model.weights.h5", "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(1024):
+                member.write(block)
+    assert bomb.stat().st_size < 2 << 20
+    device = tmp_path / "zero.keras"
+    device.symlink_to("/dev/zero")
+    image = tmp_path / "x.png"
+    image.write_bytes(b"")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    refused(capsys, "predict", bomb, image, keywords=("bomb.keras", "would expand to 1,024 MB"))
+    refused(capsys, "predict", device, image, keywords=("zero.keras", "not a regular file"))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100 * 1024
+
+
+def test_a_run_name_with_a_nul_byte_is_one_line(tmp_path, capsys):
+    """YAML's "\\0" escape puts a NUL in the name; a run directory cannot hold it."""
+    recipe = tmp_path / "nul.yaml"
+    recipe.write_text(open(FASHION, encoding="utf-8").read() + '\nname: "run\\0x"\n', encoding="utf-8")
+    refused(capsys, "config", recipe, keywords=("name", "control characters", "run\\x00x"))
+
+
 def test_image_given_to_a_speech_model_and_empty_audio(runs, inputs, capsys):
     speech = _need(runs, "speech_recognition")
     refused(capsys, "predict", speech, inputs["image"], keywords=("photo.png", "unreadable audio"))

@@ -275,8 +275,10 @@ class Recipe(StrictModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value):
-        if value is not None and (not value or "/" in value or value.startswith(".")):
-            raise ValueError(f"a run name must be a plain directory name; got {value!r}")
+        if value is not None and (not value or "/" in value or value.startswith(".")
+                                  or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            raise ValueError(f"a run name must be a plain directory name (no '/', no control characters); "
+                             f"got {value!r}")
         return value
 
     @model_validator(mode="after")

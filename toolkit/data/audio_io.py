@@ -123,9 +123,12 @@ def read_audio(path):
     >>> rate, wave.shape
     (8000, (800,))
     """
+    from toolkit.data.files import check_input_file
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise UnreadableAudio(path, "no such file", "check the path")
+    check_input_file(path)  # a FIFO, a device or a huge file is refused before it is opened
     if os.path.getsize(path) == 0:
         raise UnreadableAudio(path, "empty file")
     if path.lower().endswith(WAV_SUFFIXES):

@@ -70,7 +70,11 @@ def read_image(path, channels):
     """
     from PIL import Image, UnidentifiedImageError
 
+    from toolkit.data.files import check_input_file
+
     name = _name(path)
+    if isinstance(path, (str, os.PathLike)):
+        check_input_file(path)  # a FIFO, a device or a huge file is refused before it is opened
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, from the header
