@@ -172,13 +172,16 @@ def test_bad_requests_get_json_errors_without_paths(classification_server):
     try:
         status, answer = call(small.url + "/v1/models/tiny:predict", {"instances": [[[[0, 0, 0]] * 400]]})
         assert status == 413 and "limit is 1000" in answer["error"]
-        host, port = small.httpd.server_address[:2]
-        connection = http.client.HTTPConnection(host, port, timeout=30)
-        connection.putrequest("POST", "/v1/models/tiny:predict")
-        connection.putheader("Transfer-Encoding", "chunked")
-        connection.endheaders()
-        answer = connection.getresponse()
-        assert answer.status == 411 and "Content-Length" in json.loads(answer.read())["error"]
+        # A chunked body (TF Serving takes them) is read as it streams, and refused once past the limit.
+        host, port = small.address
+        for chunks, want in (([b'{"instances": ', b'[[[[0, 0, 0]]]]}'], 200), ([b"[" + b"0," * 400] * 3, 413)):
+            connection = http.client.HTTPConnection(host, port, timeout=30)
+            connection.request("POST", "/v1/models/tiny:predict", body=iter(chunks), encode_chunked=True,
+                               headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"})
+            answer = connection.getresponse()
+            assert answer.status == want and answer.getheader("Content-Type") == "application/json"
+            assert want == 200 or "limit is 1000" in json.loads(answer.read())["error"]
+            connection.close()
     finally:
         small.stop()
 
@@ -233,3 +236,127 @@ def test_cli_serve_answers_and_stops_cleanly_on_sigterm(trained_run):
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     result = run_cli("serve", export, "--port", "70000")
     assert result.returncode == 2 and "0-65535" in result.stderr
+
+
+def test_keep_alive_after_a_404_or_405_with_a_body_is_not_desynchronised(classification_server):
+    """The body of a refused request is never parsed as the next request (the smuggling sequence of issue 20)."""
+    import requests
+
+    servers, _ = classification_server
+    url = servers["onnx"].url
+    instance = {"instances": [[[[0, 0, 0]] * 4] * 4]}
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with requests.Session() as session:
+        first = session.post(url + "/v1/models/fashion:predict", data=smuggled, timeout=30)
+        second = session.post(url + "/v1/models/tiny:predict", json=instance, timeout=30)
+        third = session.get(url + "/v1/models/tiny:predict", data=smuggled, timeout=30)
+        fourth = session.post(url + "/v1/models/tiny:predict", json=instance, timeout=30)
+    assert [first.status_code, second.status_code, third.status_code, fourth.status_code] == [404, 200, 405, 200]
+    assert all(r.headers["Content-Type"] == "application/json" for r in (first, second, third, fourth))
+    assert second.json()["predictions"][0]["top_k"] and fourth.json() == second.json()
+
+
+def test_a_small_body_of_huge_images_is_refused_before_decoding(classification_server):
+    """128 PNGs of 2000x2000 zeros (2 MB of JSON, 1.5 GB decoded): 413 from the image headers."""
+    import resource
+
+    servers, _ = classification_server
+    server = servers["saved_model"]
+    png = png_bytes(np.zeros((2000, 2000, 3), np.uint8))
+    payload = body({"instances": [{"b64": b64(png)}] * 128})
+    assert len(payload) < 3 << 20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB; the server runs in this process
+    status, answer = call(server.url + "/v1/models/tiny:predict", raw=payload)
+    assert status == 413 and "--max-request-mb" in answer["error"] and "1,465 MB" in answer["error"], answer
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 300 * 1024
+    status, answer = call(server.url + "/v1/models/tiny:predict", {"instances": [{"b64": b64(png)}]})
+    assert status == 200  # one such image is within the budget
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b'{"instances": ' + b"[" * 100000 + b"]" * 100000 + b"}", "nested too deeply"),
+    (b'{"instances": [[[[' + b"9" * 400 + b', 0, 0]]]]}', "pixel"),
+    (b'{"instances": [[[[1e999, 0, 0]]]]}', "integers in 0-255"),
+])
+def test_pathological_json_is_a_400_not_a_500(classification_server, raw, message):
+    servers, _ = classification_server
+    status, answer = call(servers["onnx"].url + "/v1/models/tiny:predict", raw=raw)
+    assert status == 400 and message in answer["error"], answer
+
+
+def test_every_error_is_json_and_metrics_count_requests(classification_server):
+    servers, _ = classification_server
+    url = servers["onnx"].url
+    host, port = servers["onnx"].address
+    for method in ("HEAD", "OPTIONS", "PATCH"):
+        connection = http.client.HTTPConnection(host, port, timeout=30)
+        connection.request(method, "/v1/models/tiny")
+        answer = connection.getresponse()
+        data = answer.read()
+        assert answer.getheader("Content-Type") == "application/json", (method, answer.status)
+        assert (answer.status, method) in ((200, "HEAD"), (405, "OPTIONS"), (405, "PATCH"))
+        assert method == "HEAD" or "not allowed" in json.loads(data)["error"]
+        connection.close()
+    call(url + "/nowhere")
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+        assert answer.headers["Content-Type"].startswith("text/plain")
+    assert 'toolkit_serve_requests_total{code="404",endpoint="unknown"}' in text
+    assert "toolkit_serve_request_seconds_bucket" in text and "toolkit_serve_batch_size_bucket" in text
+
+
+def test_cli_serve_refuses_options_that_are_not_finite_numbers(trained_run):
+    export = os.path.join(trained_run["run_dir"], "export")
+    for flag, value in (("--batch-timeout-ms", "inf"), ("--max-body-mb", "nan"), ("--max-request-mb", "0"),
+                        ("--drain-seconds", "-1")):
+        result = run_cli("serve", export, flag, value)
+        assert result.returncode == 2 and flag in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_sigterm_under_load_answers_every_accepted_request(trained_run):
+    """16 clients keep predicting; SIGTERM: every request the server accepted gets its 200, none is reset, new
+    connections are refused, and the process exits 0."""
+    import concurrent.futures as futures
+    import time
+
+    import requests
+
+    export = os.path.join(trained_run["run_dir"], "export")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", **trained_run["env"])
+    process = subprocess.Popen([sys.executable, "-m", "toolkit", "serve", export, "--runtime", "onnx", "--port", "0",
+                                "--batch-timeout-ms", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, cwd=REPO)
+    try:
+        line = process.stdout.readline()
+        url = line.split(" on ")[1].strip()
+        payload = body({"instances": [{"b64": b64(png_bytes(np.zeros((32, 32, 3), np.uint8)))}] * 4})
+        stop = threading.Event()
+        outcomes = []
+
+        def client():
+            with requests.Session() as session:
+                while not stop.is_set():
+                    try:
+                        answer = session.post(url, data=payload, timeout=60)
+                        outcomes.append(answer.status_code)
+                    except requests.ConnectionError as error:
+                        # refused after the signal: fine; reset or dropped mid-request: not fine
+                        outcomes.append("refused" if "refused" in str(error).lower() else f"broken: {error}")
+                        time.sleep(0.05)
+
+        with futures.ThreadPoolExecutor(16) as pool:
+            clients = [pool.submit(client) for _ in range(16)]
+            time.sleep(3)
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=60)
+            stop.set()
+            for future in clients:
+                future.result()
+        assert process.returncode == 0, err
+        assert "stopped" in out
+        answered = [o for o in outcomes if o == 200]
+        assert len(answered) > 16
+        assert all(o in (200, "refused") for o in outcomes), [o for o in outcomes if o not in (200, "refused")][:3]
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -100,9 +100,18 @@ def _parser():
     serve.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's REST port; 0: free)")
     serve.add_argument("--name", default=None, help="model name in the URLs (default: the run name)")
     serve.add_argument("--max-batch-size", type=int, default=32, help="most instances per model call (default 32)")
-    serve.add_argument("--batch-timeout-ms", type=float, default=5.0,
+    serve.add_argument("--batch-timeout-ms", type=_finite_float, default=5.0,
                        help="how long a request waits for others to fill a batch (default 5 ms)")
-    serve.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body (default 16 MB)")
+    serve.add_argument("--max-body-mb", type=_positive_float, default=16.0,
+                       help="largest request body (default 16 MB)")
+    serve.add_argument("--max-request-mb", type=_positive_float, default=128.0,
+                       help="most that the instances of one request may decode to: pixels, audio samples, text "
+                            "(default 128 MB; checked from image headers before decoding)")
+    serve.add_argument("--max-in-flight", type=int, default=64,
+                       help="most requests answered at once; beyond, 503 with Retry-After (default 64)")
+    serve.add_argument("--drain-seconds", type=_positive_float, default=30.0,
+                       help="on SIGTERM/Ctrl-C, how long requests in flight may take to finish (default 30)")
+    serve.add_argument("--access-log", action="store_true", help="one JSON line per request on stderr")
 
     bench = verbs.add_parser(
         "benchmark", help="latency and throughput of each exported format",
@@ -380,13 +389,34 @@ def _read_lines(paths):
     return lines
 
 
+def _finite_float(text):
+    """argparse type: a finite number (not nan, not inf)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number")
+    return value
+
+
+def _positive_float(text):
+    """argparse type: a finite number above 0."""
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
+    return value
+
+
 def _cmd_serve(args):
     from toolkit.errors import ToolkitError
 
     if not 0 <= args.port <= 65535:
         raise ToolkitError(f"--port {args.port}: give 0-65535 (0 picks a free port)")
-    if args.max_batch_size < 1 or args.batch_timeout_ms < 0 or args.max_body_mb <= 0:
-        raise ToolkitError("--max-batch-size must be >= 1, --batch-timeout-ms >= 0 and --max-body-mb > 0")
+    if args.max_batch_size < 1 or args.batch_timeout_ms < 0 or args.max_in_flight < 1:
+        raise ToolkitError("--max-batch-size and --max-in-flight must be >= 1, --batch-timeout-ms >= 0")
     if _needs_tensorflow(args.model, args.runtime):
         _quiet_tensorflow()
     from toolkit.serving import serve_forever
@@ -394,7 +424,9 @@ def _cmd_serve(args):
 
     serve_forever(args.model, runtime=args.runtime, host=args.host, port=args.port, name=args.name,
                   max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
-                  max_body_mb=args.max_body_mb, log=lambda line: print(line, flush=True))
+                  max_body_mb=args.max_body_mb, max_request_mb=args.max_request_mb, max_in_flight=args.max_in_flight,
+                  drain_seconds=args.drain_seconds, access_log=args.access_log,
+                  log=lambda line: print(line, flush=True))
 
 
 def _cmd_benchmark(args):

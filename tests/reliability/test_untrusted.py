@@ -429,7 +429,7 @@ def served(trained_run):
 def _post(server, raw):
     import http.client
 
-    host, port = server.httpd.server_address[:2]
+    host, port = server.address
     connection = http.client.HTTPConnection(host, port, timeout=30)
     try:
         connection.request("POST", "/v1/models/tiny:predict", body=raw, headers={"Content-Type": "application/json"})

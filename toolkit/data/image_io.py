@@ -29,7 +29,8 @@ def _name(source):
 
 
 def check_image_size(source, name=None):
-    """Refuses an image whose header declares more than MAX_PIXELS pixels, before anything is decoded.
+    """Refuses an image whose header declares more than MAX_PIXELS pixels, before anything is decoded; returns
+    its (width, height), or None when Pillow cannot identify it.
 
     A PNG of 30000x30000 black pixels compresses to a few hundred kilobytes and decodes to 0.9-2.7 GB: the size
     is read from the header (Pillow reads only that on open) and refused with a DataError. Sources Pillow cannot
@@ -50,12 +51,13 @@ def check_image_size(source, name=None):
     except Image.DecompressionBombError:
         width = height = None
     except Exception:  # noqa: BLE001 - not an image Pillow knows: the decoder gives the error
-        return
+        return None
     finally:
         if position is not None:
             source.seek(position)
     if width is None or width * height > MAX_PIXELS:
         raise _too_large(name or _name(source), width, height)
+    return width, height
 
 
 def _too_large(name, width=None, height=None):
