@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -314,8 +315,10 @@ def test_cli_serve_refuses_options_that_are_not_finite_numbers(trained_run):
 
 
 def test_sigterm_under_load_answers_every_accepted_request(trained_run):
-    """16 clients keep predicting; SIGTERM: every request the server accepted gets its 200, none is reset, new
-    connections are refused, and the process exits 0."""
+    """16 clients keep predicting; SIGTERM: every request that reached the server is answered (its count of
+    requests received and answered agree with the 200s the clients got), later connections are refused, and the
+    process exits 0. A client can still lose the keep-alive race (it sends on a connection the server is closing
+    as idle; the server never saw that request): at most once per client, as a connection error."""
     import concurrent.futures as futures
     import time
 
@@ -340,8 +343,7 @@ def test_sigterm_under_load_answers_every_accepted_request(trained_run):
                         answer = session.post(url, data=payload, timeout=60)
                         outcomes.append(answer.status_code)
                     except requests.ConnectionError as error:
-                        # refused after the signal: fine; reset or dropped mid-request: not fine
-                        outcomes.append("refused" if "refused" in str(error).lower() else f"broken: {error}")
+                        outcomes.append("refused" if "refused" in str(error).lower() else "lost race")
                         time.sleep(0.05)
 
         with futures.ThreadPoolExecutor(16) as pool:
@@ -353,10 +355,9 @@ def test_sigterm_under_load_answers_every_accepted_request(trained_run):
             for future in clients:
                 future.result()
         assert process.returncode == 0, err
-        assert "stopped" in out
-        answered = [o for o in outcomes if o == 200]
-        assert len(answered) > 16
-        assert all(o in (200, "refused") for o in outcomes), [o for o in outcomes if o not in (200, "refused")][:3]
+        answered, received = map(int, re.search(r"stopped: (\d+) of (\d+) requests answered", out).groups())
+        assert answered == received == outcomes.count(200) > 16, (out, outcomes.count(200))
+        assert set(outcomes) <= {200, "refused", "lost race"} and outcomes.count("lost race") <= 16
     finally:
         if process.poll() is None:
             process.kill()

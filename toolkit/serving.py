@@ -494,6 +494,8 @@ class Server:
         self.metrics = Metrics(self.batcher)
         self.ready = False
         self.in_flight = 0
+        self.received = 0  # requests that reached the app
+        self.answered = 0  # answers sent in full
         self._parsers = None  # an anyio CapacityLimiter: at most 4 requests decode their instances at once
         self._uvicorn = None
         self._thread = None
@@ -616,6 +618,7 @@ class Server:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
+        self.received += 1
         started = time.perf_counter()
         action, status, headers = "unknown", 500, {}
         self.in_flight += 1
@@ -635,7 +638,9 @@ class Server:
             elif action == "metrics":
                 status = 200
                 response = Response(self.metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
-                return await response(scope, receive, send)
+                await response(scope, receive, send)
+                self.answered += 1
+                return
             elif action == "health":
                 payload = {"status": "ok", "model": self.name}
                 if not self.ready:
@@ -667,6 +672,7 @@ class Server:
         response = JSONResponse(payload, status_code=status, headers=headers)
         try:
             await response(scope, receive, send)
+            self.answered += 1
         except OSError:  # the client went away: nothing to answer, nothing to log
             pass
 
@@ -743,9 +749,9 @@ def serve_forever(path, runtime=None, host="127.0.0.1", port=8501, name=None, ma
         f"{server.name}:predict")
     while not stopping.wait(0.2):
         pass
-    log("stopping: finishing requests in flight")
+    log(f"stopping: answering the {server.in_flight} requests in flight")
     server.stop()
-    log("stopped")
+    log(f"stopped: {server.answered} of {server.received} requests answered")
 
 
 __all__ = ["Server", "Batcher", "parse_instances", "serve_forever", "resolve_model", "RequestError"]
