@@ -301,7 +301,7 @@ class Batcher:
         self.max_queued = max_queued or 16 * max_batch_size
         self.queue = queue.Queue()
         self.batches = 0
-        self.batch_sizes = []  # instances per model call, the latest 1000 (for /metrics)
+        self.on_batch = None  # called with the instances of each model call (the /metrics histogram)
         self._queued = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -356,7 +356,8 @@ class Batcher:
 
     def _run(self, jobs):
         self.batches += 1
-        self.batch_sizes = self.batch_sizes[-999:] + [sum(len(job.inputs) for job in jobs)]
+        if self.on_batch is not None:
+            self.on_batch(sum(len(job.inputs) for job in jobs))
         output_dir = tempfile.mkdtemp(prefix="toolkit-serve-")
         try:
             inputs = [x for job in jobs for x in job.inputs]
@@ -447,8 +448,7 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.in_flight = Gauge("toolkit_serve_requests_in_flight", "requests being answered",
                                registry=self.registry)
-        self._seen_batches = 0
-        self._batcher = batcher
+        batcher.on_batch = self.batch_size.observe
 
     def observe(self, endpoint, code, seconds):
         self.requests.labels(endpoint, str(code)).inc()
@@ -457,11 +457,6 @@ class Metrics:
     def text(self):
         from prometheus_client import generate_latest
 
-        batcher = self._batcher
-        new = batcher.batches - self._seen_batches
-        for size in batcher.batch_sizes[-new:] if new > 0 else []:
-            self.batch_size.observe(size)
-        self._seen_batches = batcher.batches
         return generate_latest(self.registry)
 
 

@@ -15,6 +15,7 @@ TensorShape([32, 32, 1])
 """
 
 import dataclasses
+import io
 
 import numpy as np
 import tensorflow as tf
@@ -192,7 +193,6 @@ def load_image_files(paths, channels):
     images = []
     for path in paths:
         check_input_file(path)  # before reading: a FIFO, /dev/zero or a 3 GB file is one line, not a hang
-        check_image_size(path)  # the header only: an image of too many pixels is refused before its bytes are read
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -202,6 +202,7 @@ def load_image_files(paths, channels):
             raise DataError(f"{path}: is a directory, not an image")
         except OSError as error:
             raise DataError(f"{path}: cannot read it ({error.strerror})")
+        check_image_size(io.BytesIO(data), name=path)  # the bytes already read: no second open
         try:
             images.append(decode_image(data, channels).numpy())
         except (tf.errors.InvalidArgumentError, ValueError):
