@@ -338,7 +338,7 @@ def test_toolkit_serve_returns_masks_inline(trained_segmentation):
     server = Server(model, name="seg").start(port=0)
     try:
         with open(path, "rb") as f:
-            payload = json.dumps({"instances": [{"b64": base64.b64encode(f.read()).decode()}]}).encode()
+            payload = json.dumps({"signature_name": "toolkit", "instances": [{"b64": base64.b64encode(f.read()).decode()}]}).encode()
         request = urllib.request.Request(server.url + "/v1/models/seg:predict", data=payload, method="POST")
         with urllib.request.urlopen(request, timeout=60) as answer:
             prediction = json.loads(answer.read())["predictions"][0]

@@ -18,6 +18,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from toolkit.serving import RequestError, Server, parse_instances, resolve_model
 
@@ -92,7 +93,7 @@ def test_instances_of_every_input_kind_are_parsed():
     (body({"instances": [[[1, 2], [3]]]}), IMAGE, "nested lists of numbers of one shape"),
     (body({"instances": [[[[1, 2]]]]}), IMAGE, r"expected \[height\]\[width\]\[3\]"),
     (body({"instances": [{"url": "x"}]}), IMAGE, "expected"),
-    (body({"instances": ["x"], "signature_name": "classify"}), IMAGE, "serving_default only"),
+    (body({"instances": ["x"], "signature_name": "classify"}), IMAGE, "the toolkit format is signature_name"),
     (body({"instances": [3]}), {"input": "text"}, "expected a string"),
     (body({"instances": [" "]}), {"input": "text"}, "empty"),
     (body({"instances": [[[0.1]]]}), {"input": "audio", "sample_rate": 16000}, "flat list of float samples"),
@@ -138,17 +139,33 @@ def test_server_speaks_tf_serving_rest(classification_server, runtime):
     signature = answer["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert status == 200 and signature["inputs"] and signature["outputs"]
     assert answer["toolkit"] == {"task": "image_classification", "runtime": runtime, "input": "image",
-                                 "instance": answer["toolkit"]["instance"]}
+                                 "signature_name": "toolkit", "instance": answer["toolkit"]["instance"]}
 
     instances = []
     for path in files:
         with open(path, "rb") as f:
             instances.append({"b64": b64(f.read())})
-    status, answer = call(url + "/v1/models/tiny:predict", {"instances": instances})
+    # The toolkit format (signature_name "toolkit"): the answers of `toolkit predict`, on both runtimes.
+    status, answer = call(url + "/v1/models/tiny:predict", {"signature_name": "toolkit", "instances": instances})
     assert status == 200, answer
     assert [p["top_k"] for p in answer["predictions"]] == [e["top_k"] for e in expected]
-    status, answer = call(url + "/v1/models/tiny/versions/1:predict", {"inputs": instances[:1]})
+    status, answer = call(url + "/v1/models/tiny/versions/1:predict",
+                          {"signature_name": "toolkit", "inputs": instances[:1]})
     assert status == 200 and answer["outputs"][0]["top_k"] == expected[0]["top_k"]
+    # TF Serving's own format: the artifact's serving_default, its named inputs and outputs.
+    if runtime == "saved_model":  # encoded images in, the signature's named outputs out (one object per row)
+        status, answer = call(url + "/v1/models/tiny:predict", {"instances": instances})
+        assert status == 200 and len(answer["predictions"]) == 3, answer
+        assert set(answer["predictions"][0]) == {"probabilities", "top_k_indices", "top_k_probabilities",
+                                                 "top_k_classes"}
+        assert [p["top_k_classes"][0] for p in answer["predictions"]] == [e["top_k"][0]["label"] for e in expected]
+        status, columnar = call(url + "/v1/models/tiny:predict", {"inputs": {"image_bytes": instances}})
+        assert status == 200 and columnar["outputs"]["top_k_classes"] == [p["top_k_classes"]
+                                                                           for p in answer["predictions"]]
+    else:  # the ONNX graph: its float input, its one output (a plain list per row)
+        pixels = [np.asarray(Image.open(f).convert("RGB").resize((32, 32)), np.float32).tolist() for f in files]
+        status, answer = call(url + "/v1/models/tiny:predict", {"instances": pixels})
+        assert status == 200 and len(answer["predictions"]) == 3 and len(answer["predictions"][0]) == 3, answer
 
 
 def test_bad_requests_get_json_errors_without_paths(classification_server):
@@ -162,7 +179,12 @@ def test_bad_requests_get_json_errors_without_paths(classification_server):
         (call(url + "/v1/models/tiny:predict"), 405, "POST"),
         (call(url + "/v1/models/tiny", {"instances": [1]}), 405, "use GET"),
         (call(url + "/v1/models/tiny:predict", raw=b"{oops"), 400, "not JSON"),
-        (call(url + "/v1/models/tiny:predict", {"instances": [{"b64": b64(b"GIF89a junk")}]}), 400, "not a readable"),
+        (call(url + "/v1/models/tiny:predict", {"signature_name": "toolkit", "instances": [{"b64": b64(b"GIF89a junk")}]}),
+         400, "not a readable"),
+        (call(url + "/v1/models/tiny:predict", {"instances": [1]}), 400, "expected shape [-1, 32, 32, 3]"),
+        (call(url + "/v1/models/tiny:predict", {"signature_name": "serve_image", "instances": [1]}), 400,
+         "signature_name 'serve_image' is not in this model; its signatures: serving_default"),
+        (call(url + "/v1/models/tiny:predict", {"inputs": {"pixels": [1]}}), 400, "takes inputs ['image']"),
         (call(url + "/nowhere"), 404, "no such endpoint"),
     ]
     for (status, answer), want_status, message in cases:
@@ -175,7 +197,8 @@ def test_bad_requests_get_json_errors_without_paths(classification_server):
         assert status == 413 and "limit is 1000" in answer["error"]
         # A chunked body (TF Serving takes them) is read as it streams, and refused once past the limit.
         host, port = small.address
-        for chunks, want in (([b'{"instances": ', b'[[[[0, 0, 0]]]]}'], 200), ([b"[" + b"0," * 400] * 3, 413)):
+        for chunks, want in (([b'{"signature_name": "toolkit", "instances": ', b'[[[[0, 0, 0]]]]}'], 200),
+                             ([b"[" + b"0," * 400] * 3, 413)):
             connection = http.client.HTTPConnection(host, port, timeout=30)
             connection.request("POST", "/v1/models/tiny:predict", body=iter(chunks), encode_chunked=True,
                                headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"})
@@ -196,7 +219,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(classifica
     before = server.batcher.batches
     answers = [None] * len(images)
 
-    def client(i):
+    def client(i):  # the ONNX graph's own input: float pixels, one image per request
         answers[i] = call(server.url + "/v1/models/tiny:predict", {"instances": [images[i].tolist()]})
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(len(images))]
@@ -205,8 +228,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(classifica
     for thread in threads:
         thread.join()
     assert all(status == 200 for status, _ in answers)
-    assert [a["predictions"][0]["top_k"][0]["label"] for _, a in answers] == \
-        [e["top_k"][0]["label"] for e in expected]
+    assert [int(np.argmax(a["predictions"][0])) for _, a in answers] == [e["top_k"][0]["index"] for e in expected]
     assert server.batcher.batches - before < len(images)  # some requests shared a model call
     # A bad instance in one request fails only that request, not the batch it shared.
     bad = {"instances": [[[[1, 2]]]]}
@@ -224,7 +246,7 @@ def test_cli_serve_answers_and_stops_cleanly_on_sigterm(trained_run):
             line + process.stderr.read()
         url = line.split(" on ")[1].strip()
         image = np.zeros((32, 32, 3), np.uint8)
-        status, answer = call(url, {"instances": [{"b64": b64(png_bytes(image))}]})
+        status, answer = call(url, {"signature_name": "toolkit", "instances": [{"b64": b64(png_bytes(image))}]})
         assert status == 200 and answer["predictions"][0]["top_k"]
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)
@@ -245,7 +267,7 @@ def test_keep_alive_after_a_404_or_405_with_a_body_is_not_desynchronised(classif
 
     servers, _ = classification_server
     url = servers["onnx"].url
-    instance = {"instances": [[[[0, 0, 0]] * 4] * 4]}
+    instance = {"signature_name": "toolkit", "instances": [[[[0, 0, 0]] * 4] * 4]}
     smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     with requests.Session() as session:
         first = session.post(url + "/v1/models/fashion:predict", data=smuggled, timeout=30)
@@ -268,7 +290,10 @@ def test_a_small_body_of_huge_images_is_refused_before_decoding(classification_s
     assert len(payload) < 3 << 20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB; the server runs in this process
     status, answer = call(server.url + "/v1/models/tiny:predict", raw=payload)
-    assert status == 413 and "--max-request-mb" in answer["error"] and "1,465 MB" in answer["error"], answer
+    assert status == 413 and "--max-request-mb" in answer["error"] and "decode to 7,814 MB" in answer["error"], answer
+    toolkit_format = body({"signature_name": "toolkit", "instances": [{"b64": b64(png)}] * 128})
+    status, answer = call(server.url + "/v1/models/tiny:predict", raw=toolkit_format)
+    assert status == 413 and "decode to 1,465 MB" in answer["error"], answer
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 300 * 1024
     status, answer = call(server.url + "/v1/models/tiny:predict", {"instances": [{"b64": b64(png)}]})
     assert status == 200  # one such image is within the budget
@@ -276,8 +301,11 @@ def test_a_small_body_of_huge_images_is_refused_before_decoding(classification_s
 
 @pytest.mark.parametrize("raw, message", [
     (b'{"instances": ' + b"[" * 100000 + b"]" * 100000 + b"}", "nested too deeply"),
-    (b'{"instances": [[[[' + b"9" * 400 + b', 0, 0]]]]}', "pixel"),
-    (b'{"instances": [[[[1e999, 0, 0]]]]}', "integers in 0-255"),
+    (b'{"signature_name": "toolkit", "instances": [[[[' + b"9" * 400 + b', 0, 0]]]]}', "pixel"),
+    (b'{"signature_name": "toolkit", "instances": [[[[1e999, 0, 0]]]]}', "integers in 0-255"),
+    (b'{"instances": [[[[' + b"9" * 400 + b', 0, 0]]]]}', "too large for DT_FLOAT"),
+    (b'{"instances": [[[[1, 0, 0]], [[1, 0]]]]}', "lists must be of one shape"),
+    (b'{"instances": [[[["a", 0, 0]]]]}', "expected numbers (DT_FLOAT)"),
 ])
 def test_pathological_json_is_a_400_not_a_500(classification_server, raw, message):
     servers, _ = classification_server
@@ -332,7 +360,8 @@ def test_sigterm_under_load_answers_every_accepted_request(trained_run):
     try:
         line = process.stdout.readline()
         url = line.split(" on ")[1].strip()
-        payload = body({"instances": [{"b64": b64(png_bytes(np.zeros((32, 32, 3), np.uint8)))}] * 4})
+        payload = body({"signature_name": "toolkit",
+                        "instances": [{"b64": b64(png_bytes(np.zeros((32, 32, 3), np.uint8)))}] * 4})
         stop = threading.Event()
         outcomes = []
 

@@ -151,7 +151,7 @@ def test_exported_transcribe_matches_python_api(tiny_run, tmp_path):
 
     server = Server(toolkit.load(resolve_model(os.path.join(tiny_run.path, "export"))), name="asr").start(port=0)
     try:
-        payload = json.dumps({"instances": [wave.tolist()]}).encode()
+        payload = json.dumps({"signature_name": "toolkit", "instances": [wave.tolist()]}).encode()
         request = urllib.request.Request(server.url + "/v1/models/asr:predict", data=payload, method="POST")
         with urllib.request.urlopen(request, timeout=120) as answer:
             assert json.loads(answer.read())["predictions"][0]["transcript"] == answers["keras"][0]

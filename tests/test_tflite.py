@@ -68,7 +68,7 @@ def test_tflite_predicts_like_keras_everywhere(tflite_run):
 
         image = np.zeros((32, 32, 3), np.uint8).tolist()
         request = urllib.request.Request(server.url + "/v1/models/lite:predict", method="POST",
-                                         data=json.dumps({"instances": [image]}).encode())
+                                         data=json.dumps({"signature_name": "toolkit", "instances": [image]}).encode())
         with urllib.request.urlopen(request, timeout=60) as answer:
             assert json.loads(answer.read())["predictions"][0]["top_k"]
     finally:

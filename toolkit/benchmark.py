@@ -124,10 +124,13 @@ def format_table(result):
     return "\n".join(lines)
 
 
-def load_test(url, name, instances, requests=200, concurrency=8, timeout=120):
-    """Sends `requests` predict requests (each with `instances`) from `concurrency` client threads to a
-    `toolkit serve` at `url`; returns throughput and latency percentiles (errors counted, not raised)."""
-    body = json.dumps({"instances": instances}).encode("utf-8")
+def load_test(url, name, instances, requests=200, concurrency=8, timeout=120, signature_name=None):
+    """Sends `requests` predict requests (each with `instances`, for `signature_name`: default serving_default,
+    "toolkit" for the toolkit format) from `concurrency` client threads to a `toolkit serve` at `url`; returns
+    throughput and latency percentiles (errors counted, not raised)."""
+    request = {"instances": instances} if signature_name is None else {"signature_name": signature_name,
+                                                                       "instances": instances}
+    body = json.dumps(request).encode("utf-8")
     endpoint = f"{url}/v1/models/{name}:predict"
     latencies, errors, lock = [], [], threading.Lock()
     counter = iter(range(requests))

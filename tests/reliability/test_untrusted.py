@@ -452,7 +452,7 @@ def test_serve_refuses_a_decompression_bomb_without_a_path(served, tmp_path):
     with open(_png_header_bomb(tmp_path / "bomb.png", 12000), "rb") as f:
         data = f.read()
     assert len(data) < 64 * 1024
-    status, answer = _post(server, json.dumps({"instances": [{"b64": base64.b64encode(data).decode()}]}).encode())
+    status, answer = _post(server, json.dumps({"signature_name": "toolkit", "instances": [{"b64": base64.b64encode(data).decode()}]}).encode())
     assert status == 400 and "too large" in answer["error"], answer
     assert str(tmp_path) not in answer["error"] and "BytesIO" not in answer["error"]
 
@@ -462,7 +462,7 @@ def test_serve_errors_never_echo_file_system_paths(served, monkeypatch):
 
     server, run = served
     secret = os.path.join(run["run_dir"], "export", "model.onnx")
-    instance = json.dumps({"instances": [[[[0, 0, 0]] * 4] * 4]}).encode()
+    instance = json.dumps({"signature_name": "toolkit", "instances": [[[[0, 0, 0]] * 4] * 4]}).encode()
 
     def user_error(inputs, top_k=None, output_dir=None):
         raise UserError(f"cannot read '{secret}' (first: {secret}); run:{run['run_dir']}")
