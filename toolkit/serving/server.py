@@ -204,7 +204,7 @@ class Server:
             raise RequestError(f"the inputs decode to {planned / (1 << 20):,.0f} MB; the limit per request is "
                                f"{self.max_request_bytes / (1 << 20):,.0f} MB (toolkit serve --max-request-mb); "
                                "send fewer or smaller inputs", 413)
-        key = batch_key(name, feeds)
+        key = batch_key(name, feeds, self.signatures.signatures[name])
         rows = len(next(iter(feeds.values()))) if key is not None else 1
         if rows > self.max_instances:
             raise RequestError(f"{rows} instances in one request; send at most {self.max_instances}")
@@ -288,8 +288,10 @@ class Server:
 
     def _route_v2(self, path):
         parts = path.rstrip("/").split("/")[2:]
-        if parts in ([], ["health", "live"], ["health", "ready"]):
-            return {0: "v2_server"}.get(len(parts), f"v2_{parts[-1]}")
+        if not parts:
+            return "v2_server"
+        if parts in (["health", "live"], ["health", "ready"]):
+            return f"v2_{parts[-1]}"
         if parts[:1] == ["models"] and len(parts) >= 2:
             rest = self._model_parts(parts[1], parts[2:])
             action = {(): "v2_metadata", ("ready",): "v2_model_ready", ("infer",): "v2_infer"}.get(tuple(rest))
@@ -413,7 +415,27 @@ async def _read_body(request, limit):
             raise RequestError(f"the body is over {limit} bytes; the limit is {limit} (toolkit serve --max-body-mb)",
                                413)
         chunks.append(chunk)
-    return b"".join(chunks)
+    return _decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)
+
+
+def _decompress(body, encoding, limit):
+    """A gzip or deflate body (Content-Encoding, as Triton's clients send it) inflated to at most `limit` bytes."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise RequestError(f"Content-Encoding {encoding[:20]!r} is not supported; send gzip, deflate or none", 415)
+    import zlib
+
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise RequestError(f"the body is not valid {encoding} data")
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise RequestError(f"the body inflates past {limit} bytes; the limit is {limit} (toolkit serve "
+                           "--max-body-mb)", 413)
+    return data
 
 
 # ------------------------------------------------------------------ CLI

@@ -182,11 +182,18 @@ class Signatures:
         return answers
 
 
-def batch_key(name, feeds):
+def batch_key(name, feeds, signature):
     """A key under which requests may share one model call (same signature, every input a batch with the same
-    trailing shape and dtype), or None when this request must run alone."""
+    trailing shape and dtype), or None when this request must run alone.
+
+    A signature that takes strings (encoded images) and answers with outputs of unknown size beyond the batch
+    axis pads each answer to the largest input of the call (a segmenter's masks): its requests run alone, so an
+    answer never depends on the requests it was batched with."""
     sizes = {v.shape[0] if v.ndim else None for v in feeds.values()}
     if len(sizes) != 1 or None in sizes or 0 in sizes:
+        return None
+    if any(v.dtype.kind == "O" for v in feeds.values()) and any(
+            shape is None or any(d < 0 for d in shape[1:]) for _, shape in signature["outputs"].values()):
         return None
     return (name,) + tuple(sorted((k, v.dtype.str, v.shape[1:]) for k, v in feeds.items()))
 
