@@ -63,6 +63,7 @@ docs: setup
 	$(PY) docs/generate.py
 
 bench: setup
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1)); } || echo "note: wrk not installed (apt-get install wrk); the serve load test uses the Python client"
 	$(PY) bench/run.py
 
 lint: setup

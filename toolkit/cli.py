@@ -82,10 +82,13 @@ def _parser():
                         help="comma-separated formats (default: the recipe's), e.g. saved_model,onnx")
 
     serve = verbs.add_parser(
-        "serve", help="serve an export over HTTP (TensorFlow Serving REST API)",
+        "serve", help="serve an export: TF Serving REST and gRPC, KServe/Triton v2",
         description="Serve an exported model (a run or export directory, a SavedModel directory or an .onnx file) "
-                    "with TensorFlow Serving's REST API: POST /v1/models/NAME:predict {\"instances\": [...]}, "
-                    "GET /v1/models/NAME, GET /v1/models/NAME/metadata, GET /healthz. Ctrl-C stops it cleanly.",
+                    "with TensorFlow Serving's REST API (POST /v1/models/NAME:predict {\"instances\": [...]}, any "
+                    "signature by signature_name; signature_name \"toolkit\" for task-level inputs and answers), "
+                    "the Open Inference Protocol v2 of KServe and Triton (POST /v2/models/NAME/infer), TF Serving's "
+                    "gRPC PredictionService (--grpc-port), GET /healthz, /metrics and /openapi.json. Ctrl-C or "
+                    "SIGTERM drains: every accepted request is answered.",
         epilog="Example: toolkit serve saved_models/fashion_mnist/export --port 8501, then curl -d "
                "'{\"instances\": [{\"b64\": \"...\"}]}' http://127.0.0.1:8501/v1/models/fashion_mnist:predict",
     )
@@ -98,6 +101,9 @@ def _parser():
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
     serve.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's REST port; 0: free)")
+    serve.add_argument("--grpc-port", type=int, default=None,
+                       help="also serve TF Serving's gRPC PredictionService on this port (8500 is TF Serving's; "
+                            "0: free; default: no gRPC)")
     serve.add_argument("--name", default=None, help="model name in the URLs (default: the run name)")
     serve.add_argument("--max-batch-size", type=int, default=32, help="most instances per model call (default 32)")
     serve.add_argument("--batch-timeout-ms", type=_finite_float, default=5.0,
@@ -415,9 +421,11 @@ def _cmd_serve(args):
 
     if not 0 <= args.port <= 65535:
         raise ToolkitError(f"--port {args.port}: give 0-65535 (0 picks a free port)")
+    if args.grpc_port is not None and not 0 <= args.grpc_port <= 65535:
+        raise ToolkitError(f"--grpc-port {args.grpc_port}: give 0-65535 (0 picks a free port)")
     if args.max_batch_size < 1 or args.batch_timeout_ms < 0 or args.max_in_flight < 1:
         raise ToolkitError("--max-batch-size and --max-in-flight must be >= 1, --batch-timeout-ms >= 0")
-    if _needs_tensorflow(args.model, args.runtime):
+    if _needs_tensorflow(args.model, args.runtime) or args.grpc_port is not None:  # gRPC's protos are TF's
         _quiet_tensorflow()
     from toolkit.serving import serve_forever
 
@@ -425,7 +433,7 @@ def _cmd_serve(args):
     serve_forever(args.model, runtime=args.runtime, host=args.host, port=args.port, name=args.name,
                   max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
                   max_body_mb=args.max_body_mb, max_request_mb=args.max_request_mb, max_in_flight=args.max_in_flight,
-                  drain_seconds=args.drain_seconds, access_log=args.access_log,
+                  drain_seconds=args.drain_seconds, access_log=args.access_log, grpc_port=args.grpc_port,
                   log=lambda line: print(line, flush=True))
 
 

@@ -474,8 +474,9 @@ def default_name(path):
 
 def serve_forever(path, runtime=None, host="127.0.0.1", port=8501, name=None, max_batch_size=32,
                   batch_timeout_ms=5.0, max_body_mb=16.0, max_request_mb=128.0, max_in_flight=64, drain_seconds=30.0,
-                  access_log=False, log=print):
-    """Loads the model, serves until SIGINT/SIGTERM, then drains (answers every accepted request) and stops."""
+                  access_log=False, grpc_port=None, log=print):
+    """Loads the model, serves (HTTP on `port`, gRPC on `grpc_port` when given) until SIGINT/SIGTERM, then drains
+    (answers every accepted request) and stops."""
     from toolkit.predict import load
 
     artifact = resolve_model(path, runtime)
@@ -487,15 +488,26 @@ def serve_forever(path, runtime=None, host="127.0.0.1", port=8501, name=None, ma
     server = Server(model, name or default_name(artifact), max_batch_size, batch_timeout_ms,
                     int(max_body_mb * (1 << 20)), int(max_request_mb * (1 << 20)), max_in_flight, drain_seconds,
                     access_log)
+    grpc_server = None
+    if grpc_port is not None:
+        from toolkit.serving.grpc_service import start_grpc
+
+        grpc_server = start_grpc(server, host=host, port=grpc_port)
     server.start(host, port)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     log(f"serving {server.name} ({model.metadata.get('task')}, {model.runtime}) on {server.url}/v1/models/"
         f"{server.name}:predict")
+    if grpc_server is not None:
+        log(f"gRPC PredictionService on {host}:{grpc_server.port}")
     while not stopping.wait(0.2):
         pass
     log(f"stopping: answering the {server.in_flight} requests in flight")
+    if grpc_server is not None:
+        from toolkit.serving.grpc_service import stop_grpc
+
+        stop_grpc(grpc_server, server.drain_seconds)  # before the batcher stops: RPCs in flight are answered
     server.stop()
     log(f"stopped: {server.answered} of {server.received} requests answered")
 
