@@ -106,7 +106,8 @@ class Signatures:
         saved = saved_model_pb2.SavedModel()
         with open(os.path.join(model.path, "saved_model.pb"), "rb") as f:
             saved.ParseFromString(f.read())
-        definitions = json_format.MessageToDict(saved.meta_graphs[0], preserving_proto_field_name=True)
+        definitions = json_format.MessageToDict(saved.meta_graphs[0], preserving_proto_field_name=True,
+                                                always_print_fields_with_no_presence=True)  # as TF Serving prints
         definitions = definitions.get("signature_def", {})
         definitions.pop("__saved_model_init_op", None)
         definitions = {name: definitions[name] for name in sorted(definitions)}
@@ -199,7 +200,8 @@ def batch_key(name, feeds, signature):
 
 
 def _tensor_info(name, dt, shape):
-    return {"name": name, "dtype": dt, "tensor_shape": {"dim": [{"size": str(d)} for d in shape]}}
+    return {"name": name, "dtype": dt, "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in shape],
+                                                        "unknown_rank": False}}
 
 
 def _as_dtype(value, dt, key):
@@ -420,8 +422,10 @@ def decode_v2(body, header_length, signatures):
     request = _load_json(header)
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or not request["inputs"]:
         raise RequestError('an inference request is {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
-    parameters = request.get("parameters") or {}
-    name = parameters.get("signature_name", DEFAULT_SIGNATURE) if isinstance(parameters, dict) else DEFAULT_SIGNATURE
+    parameters = _parameters(request, "the request")
+    name = parameters.get("signature_name", DEFAULT_SIGNATURE)
+    if request.get("id") is not None and not isinstance(request["id"], str):
+        raise RequestError('"id" must be a string')
     signature = signatures.get(name)
     feeds, offset = {}, 0
     for i, tensor in enumerate(request["inputs"]):
@@ -429,15 +433,17 @@ def decode_v2(body, header_length, signatures):
             raise RequestError(f"inputs[{i}]: a tensor is {{\"name\", \"shape\", \"datatype\", \"data\"}}")
         key = tensor["name"]
         shape, datatype = tensor.get("shape"), tensor.get("datatype")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31
                                                   for d in shape):
-            raise RequestError(f"input {key[:40]!r}: \"shape\" must be a list of sizes")
+            raise RequestError(f"input {key[:40]!r}: \"shape\" must be a list of sizes (0 to 2^31 - 1)")
         if datatype not in V2_TO_DT:
             raise RequestError(f"input {key[:40]!r}: unknown datatype {str(datatype)[:20]!r}; one of "
                                f"{', '.join(V2_TO_DT)}")
         dt = V2_TO_DT[datatype]
-        count = int(np.prod(shape)) if shape else 1
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        count = 1
+        for d in shape:  # Python integers: np.prod would wrap around past int64
+            count *= d
+        size = _parameters(tensor, f"input {key[:40]!r}").get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise RequestError(f"input {key[:40]!r}: binary_data_size runs past the body")
@@ -469,10 +475,21 @@ def decode_v2(body, header_length, signatures):
         unknown = [o["name"][:40] for o in outputs if o["name"] not in signature["outputs"]]
         if unknown:
             raise RequestError(f"outputs {unknown}: not outputs of this model; it has {sorted(signature['outputs'])}")
-        requested = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", False)) for o in outputs}
+        requested = {o["name"]: bool(_parameters(o, f"output {o['name'][:40]!r}").get("binary_data", False))
+                     for o in outputs}
     if parameters.get("binary_data_output") and requested is None:
         requested = {k: True for k in signature["outputs"]}
     return name, signatures.check(name, feeds), requested, request.get("id")
+
+
+def _parameters(message, where):
+    """The "parameters" object of a request, tensor or output ({} when absent)."""
+    parameters = message.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise RequestError(f"{where}: \"parameters\" must be an object")
+    return parameters
 
 
 def _flatten(data):
