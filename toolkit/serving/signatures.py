@@ -279,7 +279,8 @@ def _strings(value, key):
             raise RequestError(f"input {key!r}: \"b64\" is not valid base64")
     if isinstance(value, str):
         return value.encode("utf-8")
-    raise RequestError(f"input {key!r}: expected strings (DT_STRING), got {type(value).__name__}")
+    raise RequestError(f"input {key!r}: expected strings (DT_STRING; bytes as {{\"b64\": \"<base64>\"}}), got "
+                       f"{type(value).__name__}")
 
 
 def _array(value, dt, key):
