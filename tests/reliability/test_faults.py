@@ -142,7 +142,10 @@ def _scenario(task, root, rng):
     first = rng.randint(1, epochs // 4)
     sigint = _interrupt(_start(["train", recipe], root), run_dir, first, rng.uniform(0, 0.1), signal.SIGINT)
     sigint["at_epoch"] = first
-    second = rng.randint(sigint["state"].get("epoch", first) + 1, epochs // 2)
+    # Ctrl-C lands after the epoch in flight (tiny epochs take tens of milliseconds, so a loaded machine may be
+    # several epochs past `first`): the kill comes at a later epoch than wherever the first run stopped.
+    after = sigint["state"].get("epoch", first) + 1
+    second = rng.randint(after, max(after, epochs // 2))
     sigkill = _interrupt(_start(["train", "--resume", run_dir], root), run_dir, second, rng.uniform(0, 0.1),
                          signal.SIGKILL)
     sigkill["at_epoch"] = second
