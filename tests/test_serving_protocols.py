@@ -619,3 +619,42 @@ def test_requests_batched_together_get_the_answers_they_get_alone(task, servers,
             assert_same(answer.json(), want, f"{task}, request {i} batched with another")
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------ TF Serving gRPC, with tensorflow-serving-api's stub
+
+
+@pytest.mark.parametrize("task", tiny_tasks.TASKS)
+def test_tf_serving_grpc_stub_gets_the_signatures_answers(task, servers, saved_models, inputs):
+    """The same feeds as the v2 test, through `tensorflow-serving-api`'s PredictionService stub on --grpc-port:
+    every output equals the signature called in TensorFlow; GetModelMetadata lists every signature."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
+                                         prediction_service_pb2_grpc)
+
+    from toolkit.serving.grpc_service import start_grpc, stop_grpc
+
+    server, reference = servers(task), saved_models(task)
+    grpc_server = start_grpc(server, port=0)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_server.port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+            request.model_spec.name = NAME
+            signatures = get_model_metadata_pb2.SignatureDefMap()
+            stub.GetModelMetadata(request, timeout=60).metadata["signature_def"].Unpack(signatures)
+            assert sorted(signatures.signature_def) == sorted(reference.signatures.keys())
+            for signature, feeds, _ in triton_requests(task, inputs(task)):
+                expected = call_signature(reference, signature, feeds)
+                request = predict_pb2.PredictRequest()
+                request.model_spec.name = NAME
+                request.model_spec.signature_name = signature
+                for key, value in feeds.items():
+                    request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+                answer = stub.Predict(request, timeout=120)
+                assert sorted(answer.outputs) == sorted(expected), (task, signature)
+                for key, value in expected.items():
+                    assert_arrays(tf.make_ndarray(answer.outputs[key]), value, f"{task}, {signature}, {key} (gRPC)")
+    finally:
+        stop_grpc(grpc_server, 5)
