@@ -314,7 +314,7 @@ class Server:
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
-            action = self.route(request.url.path)
+            action = self.route(scope["path"])  # not request.url: building it costs 5% of a request
             method = request.method
             if action in ("predict", "v2_infer"):
                 if method != "POST":
@@ -369,7 +369,7 @@ class Server:
             if self.access_log:
                 client = request.client
                 print(json.dumps({"time": round(time.time(), 3), "client": client.host if client else None,
-                                  "method": request.method, "path": request.url.path[:200], "status": status,
+                                  "method": request.method, "path": scope["path"][:200], "status": status,
                                   "ms": round(seconds * 1000, 2)}), file=sys.stderr, flush=True)
         if content is None:
             return
