@@ -630,8 +630,7 @@ def test_tf_serving_grpc_stub_gets_the_signatures_answers(task, servers, saved_m
     every output equals the signature called in TensorFlow; GetModelMetadata lists every signature."""
     import grpc
     import tensorflow as tf
-    from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
-                                         prediction_service_pb2_grpc)
+    from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
     from toolkit.serving.grpc_service import start_grpc, stop_grpc
 

@@ -7,8 +7,8 @@ import pytest
 
 from toolkit.config import load_recipe
 from toolkit.errors import DataError, ToolkitError
-from toolkit.tasks.speech_recognition.lexicon import DecodingGraph, LexiconDecoder, build_lexicon, decode_numpy
 from toolkit.tasks.speech_recognition.decoding import greedy_decode_ids, ids_to_text
+from toolkit.tasks.speech_recognition.lexicon import DecodingGraph, LexiconDecoder, build_lexicon, decode_numpy
 
 VOCABULARY = "abcdefghijklmnopqrstuvwxyz' "
 

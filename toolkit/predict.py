@@ -93,10 +93,9 @@ class LoadedModel:
 def load(path):
     """Loads a run directory, `.keras` file, SavedModel directory, `.onnx` or `.tflite` file in its runtime
     (`toolkit.runtimes`)."""
-    from toolkit.runtimes import runtime_of
-
     from toolkit.data.files import check_input_file, check_name
     from toolkit.model_io import MAX_MODEL_BYTES
+    from toolkit.runtimes import runtime_of
 
     path = check_name(os.fspath(path), ModelFileError)
     if os.path.lexists(path) and not os.path.isdir(path):  # a model file: regular, of a plausible size, unopened

@@ -8,9 +8,9 @@ same queue and run as their own calls, in order.
 import concurrent.futures
 import dataclasses
 import logging
+import os
 import queue
 import re
-import os
 import threading
 import time
 

@@ -27,10 +27,19 @@ import time
 
 from toolkit.errors import ModelFileError, ToolkitError
 from toolkit.serving.batcher import Batcher, _no_paths
-from toolkit.serving.instances import (INSTANCE_HELP, TOOLKIT_SIGNATURE, RequestError, parse_instances,
-                                       run_toolkit)
-from toolkit.serving.signatures import (DEFAULT_SIGNATURE, Signatures, batch_key, decode_rest, decode_v2, dumps,
-                                        encode_rest, encode_v2, load_json, planned_bytes, v2_metadata)
+from toolkit.serving.instances import INSTANCE_HELP, TOOLKIT_SIGNATURE, RequestError, parse_instances, run_toolkit
+from toolkit.serving.signatures import (
+    Signatures,
+    batch_key,
+    decode_rest,
+    decode_v2,
+    dumps,
+    encode_rest,
+    encode_v2,
+    load_json,
+    planned_bytes,
+    v2_metadata,
+)
 
 LOG = logging.getLogger("toolkit.serve")
 INLINE_BODY_BYTES = 64 << 10  # bodies up to this size are planned on the event loop, larger ones in a thread

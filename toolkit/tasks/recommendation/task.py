@@ -53,8 +53,7 @@ from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.errors import DataError, RecipeError, preset_error
 from toolkit.tasks.base import Task
 from toolkit.tasks.recommendation.config import RecommendationDataConfig
-from toolkit.tasks.recommendation.predictor import (RecommendationPredictor, Scorer, pack_ints, scoring_model,
-                                                    seen_items)
+from toolkit.tasks.recommendation.predictor import RecommendationPredictor, Scorer, pack_ints, scoring_model, seen_items
 from toolkit.tasks.recommendation.sources import RECOMMENDATION_SOURCES
 
 # ----------------------------------------------------------------------- recipe

@@ -33,8 +33,14 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_va
 from toolkit.config.schema import BackboneModelConfig, ExportConfig, ImageDataConfig, ImageRecipe, StrictModel
 from toolkit.errors import DataError
 from toolkit.tasks.image.task import ImageTask
-from toolkit.tasks.segmentation.predictor import (SegmentationPredictor, colourise, confusion_matrix,
-                                                  inference_settings, palette, segmentation_metrics)
+from toolkit.tasks.segmentation.predictor import (
+    SegmentationPredictor,
+    colourise,
+    confusion_matrix,
+    inference_settings,
+    palette,
+    segmentation_metrics,
+)
 from toolkit.tasks.segmentation.sources import SEGMENTATION_SOURCES
 
 # ----------------------------------------------------------------------- recipe
