@@ -49,27 +49,40 @@ def _serve(export_dir, runtime, *options):
     return process, line.split(" on ")[1].strip()
 
 
-def request_bodies(export_dir):
-    """One-image predict bodies of each format: TF Serving's own for each runtime's serving_default (the
-    SavedModel takes encoded image bytes, the ONNX graph float pixels) and the toolkit format (a PNG, both)."""
-    import base64
+def _samples(export_dir, count):
+    samples = os.path.join(export_dir, "samples")
+    files = [os.path.join(samples, name) for name in sorted(os.listdir(samples))]
+    return (files * count)[:count]
 
+
+def _onnx_pixels(export_dir, files):
+    """(ONNX session, its input's name, the images of `files` as the float pixel batch that input takes)."""
     import numpy as np
     from PIL import Image
 
     sys.path.insert(0, REPO)
     from toolkit.predict import load
 
-    sample = os.path.join(export_dir, "samples", sorted(os.listdir(os.path.join(export_dir, "samples")))[0])
-    with open(sample, "rb") as f:
+    session = load(os.path.join(export_dir, "model.onnx")).handle
+    spec = session.get_inputs()[0]
+    height, width, channels = spec.shape[1:]
+    pixels = [np.asarray(Image.open(f).convert("L" if channels == 1 else "RGB").resize((width, height)),
+                         np.float32).reshape(height, width, channels) for f in files]
+    return session, spec.name, np.stack(pixels)
+
+
+def request_bodies(export_dir):
+    """One-image predict bodies of each format: TF Serving's own for each runtime's serving_default (the
+    SavedModel takes encoded image bytes, the ONNX graph float pixels) and the toolkit format (a PNG, both)."""
+    import base64
+
+    sample = _samples(export_dir, 1)
+    with open(sample[0], "rb") as f:
         png = {"b64": base64.b64encode(f.read()).decode("ascii")}
-    onnx = load(os.path.join(export_dir, "model.onnx")).handle.get_inputs()[0]
-    height, width, channels = onnx.shape[1:]
-    image = Image.open(sample).convert("L" if channels == 1 else "RGB").resize((width, height))
-    pixels = np.asarray(image, np.float32).reshape(height, width, channels)
+    pixels = _onnx_pixels(export_dir, sample)[2]
     return {("saved_model", "tf_serving"): {"instances": [png]},
             ("saved_model", "toolkit"): {"signature_name": "toolkit", "instances": [png]},
-            ("onnx", "tf_serving"): {"instances": [pixels.tolist()]},
+            ("onnx", "tf_serving"): {"instances": pixels.tolist()},
             ("onnx", "toolkit"): {"signature_name": "toolkit", "instances": [png]}}
 
 
@@ -99,31 +112,17 @@ def bare_images_per_second(export_dir, batch=32, repeats=30):
     and the ONNX session on float pixels (what each server does per image, minus HTTP, JSON and batching)."""
     import statistics
 
-    import numpy as np
-    from PIL import Image
-
     sys.path.insert(0, REPO)
+    from toolkit.benchmark import _times
     from toolkit.predict import load
 
-    samples = os.path.join(export_dir, "samples")
-    files = [os.path.join(samples, name) for name in sorted(os.listdir(samples))]
-    files = (files * batch)[:batch]
+    files = _samples(export_dir, batch)
 
     def rate(run):
-        run()
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - started)
-        return round(batch / statistics.median(times), 1)
+        return round(batch / statistics.median(_times(run, repeats, warmup=1)), 1)
 
-    session = load(os.path.join(export_dir, "model.onnx")).handle
-    spec = session.get_inputs()[0]
-    height, width, channels = spec.shape[1:]
-    pixels = np.stack([np.asarray(Image.open(f).convert("L" if channels == 1 else "RGB").resize((width, height)),
-                                  np.float32).reshape(height, width, channels) for f in files])
-    figures = {"onnx": rate(lambda: session.run(None, {spec.name: pixels}))}
+    session, name, pixels = _onnx_pixels(export_dir, files)
+    figures = {"onnx": rate(lambda: session.run(None, {name: pixels}))}
     import tensorflow as tf
 
     signature = load(os.path.join(export_dir, "saved_model")).handle.signatures["serving_default"]

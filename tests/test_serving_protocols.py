@@ -61,10 +61,10 @@ def exports(tmp_path_factory):
 
 
 def export_of(exports, task):
-    path = exports[task]
-    if not os.path.isdir(path):
-        pytest.skip(path)
-    return path
+    path_or_reason = exports[task]
+    if not os.path.isdir(path_or_reason):  # a Debian package is missing (make test installs it as root)
+        pytest.skip(f"{task} cannot run here: {path_or_reason}")
+    return path_or_reason
 
 
 @pytest.fixture(scope="module")

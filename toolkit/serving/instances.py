@@ -32,7 +32,18 @@ class RequestError(Exception):
         self.headers = headers or {}
 
 
-def _b64(value, where):
+def load_json(body, hint=""):
+    """A request body as JSON (RequestError 400 for bad, too deep or non-UTF-8 JSON, `hint` appended)."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise RequestError(f"the body is JSON nested too deeply{hint}")
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RequestError(f"the body is not JSON ({str(error).split(':')[0]}){hint}")
+
+
+def decode_b64(value, where):
+    """The bytes of a {"b64": value} (RequestError naming `where` when value is not valid base64)."""
     if not isinstance(value, str):
         raise RequestError(f"{where}: \"b64\" must be a base64 string")
     try:
@@ -56,7 +67,7 @@ def _plan_image(instance, where, metadata):
 
     channels = int(metadata["channels"])
     if _is_b64(instance):
-        data = _b64(instance["b64"], where)
+        data = decode_b64(instance["b64"], where)
         try:
             size = check_image_size(io.BytesIO(data), name=where)
         except ToolkitError as error:
@@ -105,7 +116,7 @@ def _text(instance, where, metadata):
 def _plan_audio(instance, where, metadata):
     rate = int(metadata["sample_rate"])
     if _is_b64(instance):
-        data = _b64(instance["b64"], where)
+        data = decode_b64(instance["b64"], where)
         return data, 8 * len(data)  # float32 samples of 16-bit PCM, resampled up to 2x: at most 4x the bytes, twice
     if isinstance(instance, list):
         if instance and not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in instance):
@@ -177,15 +188,7 @@ def parse_instances(body, metadata, max_instances=1024, max_decoded_bytes=None):
     Every instance's shape is checked and its decoded size planned first (image headers, audio and text
     lengths); a request that would decode to more than `max_decoded_bytes` is refused (413) before any image or
     clip is decoded. Raises RequestError (400) naming the first problem."""
-    request = body
-    if isinstance(body, (bytes, bytearray, str)):
-        try:
-            request = json.loads(body)
-        except RecursionError:
-            raise RequestError("the body is JSON nested too deeply; send {\"instances\": [...]}")
-        except (UnicodeDecodeError, ValueError) as error:
-            raise RequestError(f"the body is not JSON ({str(error).split(':')[0]}); send "
-                               '{"instances": [...]}')
+    request = load_json(body, '; send {"instances": [...]}') if isinstance(body, (bytes, bytearray, str)) else body
     if not isinstance(request, dict):
         raise RequestError('the body must be a JSON object like {"instances": [...]}')
     keys = set(request) - {"signature_name"}

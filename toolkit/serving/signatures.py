@@ -17,7 +17,6 @@ header declares, so a small body of compressed images that would decode to gigab
 """
 
 import base64
-import binascii
 import io
 import json
 import os
@@ -25,7 +24,7 @@ import struct
 
 import numpy as np
 
-from toolkit.serving.instances import RequestError
+from toolkit.serving.instances import RequestError, decode_b64, load_json
 
 # TensorFlow DataType names, their NumPy dtypes, and the Open Inference Protocol's datatype names.
 DTYPES = {
@@ -271,12 +270,9 @@ def _strings(value, key):
     if isinstance(value, list):
         return [_strings(v, key) for v in value]
     if isinstance(value, dict):
-        if set(value) != {"b64"} or not isinstance(value["b64"], str):
+        if set(value) != {"b64"}:
             raise RequestError(f"input {key!r}: bytes are {{\"b64\": \"<base64>\"}}, got keys {sorted(value)[:5]}")
-        try:
-            return base64.b64decode(value["b64"], validate=True)
-        except (binascii.Error, ValueError):
-            raise RequestError(f"input {key!r}: \"b64\" is not valid base64")
+        return decode_b64(value["b64"], f"input {key!r}")
     if isinstance(value, str):
         return value.encode("utf-8")
     raise RequestError(f"input {key!r}: expected strings (DT_STRING; bytes as {{\"b64\": \"<base64>\"}}), got "
@@ -420,7 +416,7 @@ def decode_v2(body, header_length, signatures):
         header, binary = body[:header_length], body[header_length:]
     else:
         header, binary = body, b""
-    request = _load_json(header)
+    request = load_json(header)
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or not request["inputs"]:
         raise RequestError('an inference request is {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
     parameters = _parameters(request, "the request")
@@ -555,20 +551,6 @@ def _text_or_b64(x):
 
 
 # ------------------------------------------------------------------ JSON
-
-
-def _load_json(body):
-    try:
-        return json.loads(body)
-    except RecursionError:
-        raise RequestError("the body is JSON nested too deeply")
-    except (UnicodeDecodeError, ValueError) as error:
-        raise RequestError(f"the body is not JSON ({str(error).split(':')[0]})")
-
-
-def load_json(body):
-    """A request body as JSON (RequestError 400 for bad, too deep or non-UTF-8 JSON)."""
-    return _load_json(body)
 
 
 def dumps(payload):
