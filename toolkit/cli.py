@@ -69,8 +69,10 @@ def _parser():
                          help="models that take user ids: a user to recommend for (repeatable)")
     predict.add_argument("--item", action="append", default=[],
                          help="models that take user ids: score this item for the --user at the same position (repeatable)")
-    predict.add_argument("--top-k", "--k", dest="top_k", type=int, default=None,
-                         help="answers per input (default: the model's)")
+    predict.add_argument("--top-k", "--k", "--max-detections", dest="top_k", type=int, default=None,
+                         help="answers per input (classes, items, boxes; default: the model's)")
+    predict.add_argument("--score-threshold", "--min-score", dest="min_score", type=float, default=None,
+                         help="models that score boxes: leave out those scored below this (default: the model's)")
     predict.add_argument("--output-dir", default="predictions",
                          help="where models that answer with images (masks, overlays) write them (default: ./predictions)")
     predict.add_argument("--json", action="store_true", help="machine-readable JSON output")
@@ -325,7 +327,8 @@ def _cmd_predict(args):
         hint = {"text": " or --text", "user": " (recommenders: --user ID)"}.get(model.metadata.get("input"), "")
         raise ToolkitError("predict: give input files" + hint)
     errors = []
-    results = model.predict(inputs, top_k=args.top_k, output_dir=args.output_dir, errors=errors)
+    results = model.predict(inputs, top_k=args.top_k, output_dir=args.output_dir, errors=errors,
+                            min_score=args.min_score)
     for result in results:  # e.g. a text longer than the model's max_length, translated from its start
         if result.get("warning"):
             print(f"toolkit predict: warning: {str(result.get('input'))[:60]!r}: {result['warning']}", file=sys.stderr)

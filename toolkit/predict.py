@@ -43,7 +43,7 @@ class LoadedModel:
 
         return predictor_class(self.metadata["task"])
 
-    def predict(self, inputs, top_k=None, output_dir=None, errors=None):
+    def predict(self, inputs, top_k=None, output_dir=None, errors=None, min_score=None):
         """Predicts for a list of inputs (image paths or uint8 arrays for image tasks).
 
         Args:
@@ -55,6 +55,7 @@ class LoadedModel:
             errors: list or None. None: an unreadable input fails the call. A
                 list: the readable inputs are predicted and each unreadable
                 one is appended to it as (input, one-line message).
+            min_score: float or None. Answers scored below it are left out (object detection boxes).
 
         Returns:
             A list with one result dict per (readable) input.
@@ -67,7 +68,7 @@ class LoadedModel:
 
         def run(items):
             return self.predictor.predict(convention, self.handle, self.metadata, list(items), top_k=top_k,
-                                           output_dir=output_dir)
+                                           output_dir=output_dir, min_score=min_score)
 
         try:
             return run(inputs)

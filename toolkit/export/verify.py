@@ -112,7 +112,7 @@ def verify_directory(export_dir, model, predictor, metadata, tolerance, min_agre
         for endpoint, (outputs, like) in artifact_outputs(name, spec, predictor, handle, samples, metadata).items():
             reference = reference_for(like)
             scales.append(_scale(reference))
-            diff, agreement, decisions = compare(reference, outputs)
+            diff, agreement, decisions = predictor.compare(reference, outputs, exact=spec.exact)
             if spec.exact:
                 ok = (diff is None or diff <= tolerance) and agreement >= min_agreement
             else:

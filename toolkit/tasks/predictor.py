@@ -37,12 +37,15 @@ class Predictor:
         agreement_unit: str. What `toolkit verify`'s agreement counts.
         export_notes: dict. {format: what this task's artifact holds when it is not the whole pipeline}.
         quality_metric: str or None. Name of `quality` (e.g. "accuracy"); None: no quality delta is reported.
+        options: tuple of str. Keyword options of `predict` besides top_k and output_dir that this task takes
+            (e.g. "min_score"); others are refused with one line.
     """
 
     name = None
     agreement_unit = "top-1 per sample"
     export_notes = {}
     quality_metric = None
+    options = ()
 
     # Reports and the model card -------------------------------------------------------------------
     @classmethod
@@ -86,6 +89,15 @@ class Predictor:
         raise NotImplementedError
 
     @classmethod
+    def compare(cls, reference, outputs, exact=True):
+        """(max abs difference, agreement, decisions) of an export's outputs against the reference
+        (`toolkit.export.verify.compare`: argmax agreement of class scores; tasks with other outputs override it).
+        `exact` is False for quantised artifacts."""
+        from toolkit.export.verify import compare
+
+        return compare(reference, outputs)
+
+    @classmethod
     def export_outputs(cls, convention, artifact, samples, metadata):
         """Returns {endpoint: outputs} of a loaded export on raw samples (as reference_outputs), through
         `outputs_<convention>` (`toolkit.runtimes`: "saved_model" or "onnx")."""
@@ -104,7 +116,7 @@ class Predictor:
 
     # Prediction ---------------------------------------------------------------------------------
     @classmethod
-    def predict(cls, convention, handle, metadata, inputs, top_k=None, output_dir=None):
+    def predict(cls, convention, handle, metadata, inputs, top_k=None, output_dir=None, **options):
         """Runs a loaded model on user inputs; returns a list of result dicts, through `predict_<convention>`.
 
         Args:
@@ -116,9 +128,14 @@ class Predictor:
             top_k: int or None. How many ranked answers to return.
             output_dir: str or None. Where tasks that write files (masks)
                 write them.
+            options: the task's own options (`options`), e.g. min_score; None values are left out.
         """
+        options = {key: value for key, value in options.items() if value is not None}
+        for key in options:
+            if key not in cls.options:
+                raise ModelFileError(f"{key.replace('_', '-')}: {cls.name} models take no such option")
         return _by_convention(cls, "predict", convention)(handle, metadata, inputs, top_k=top_k,
-                                                          output_dir=output_dir)
+                                                          output_dir=output_dir, **options)
 
     @classmethod
     def format_prediction(cls, result):
