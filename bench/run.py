@@ -26,11 +26,14 @@
    fashion_mnist run (Keras, SavedModel, ONNX, TFLite float/dynamic/int8:
    latency at batch 1 and 32, sizes, test-accuracy deltas) and a bounded
    `toolkit serve` load test over loopback (throughput, p50/p99).
+9. Object detection (bench/detection.py): the fashion_detection recipe's COCO mAP, parity after NMS, the
+   int8 mAP delta, ONNX latency with NMS and `toolkit predict x.onnx` end to end (about 25 minutes).
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
-runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment,
---translation-run DIR / --speech-run DIR / --deployment-run DIR (report a
-finished bible_en_es / espeak_ctc / fashion_mnist run instead of training one).
+runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment|detection,
+--translation-run DIR / --speech-run DIR / --deployment-run DIR / --detection-run DIR (report a
+finished bible_en_es / espeak_ctc / fashion_mnist / fashion_detection run instead of training one),
+--detection-backbone-run DIR (also train the detector on that classifier's backbone).
 """
 
 import argparse
@@ -198,7 +201,7 @@ def bench_startup(onnx_path, repeats):
     }
 
 
-PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment"]
+PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment", "detection"]
 
 
 def main():
@@ -211,6 +214,9 @@ def main():
     parser.add_argument("--speech-run", help="a finished espeak_ctc run to report instead of training one")
     parser.add_argument("--deployment-run", help="a finished fashion_mnist run to export (TFLite too), benchmark "
                                                  "and serve instead of training one")
+    parser.add_argument("--detection-run", help="a finished fashion_detection run to report instead of training one")
+    parser.add_argument("--detection-backbone-run", help="a finished fashion_mnist classifier run: also train the "
+                                                         "detector on its backbone (run:)")
     args = parser.parse_args()
     parts = set(args.only or PARTS)
     os.makedirs(WORK, exist_ok=True)
@@ -251,6 +257,10 @@ def main():
         import deployment
 
         results["deployment"] = deployment.bench_deployment(args.quick, args.deployment_run)
+    if "detection" in parts:
+        import detection
+
+        results["detection"] = detection.bench_detection(args.quick, args.detection_run, args.detection_backbone_run)
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
@@ -267,6 +277,9 @@ def main():
     import deployment
 
     print(deployment.table(results))
+    import detection
+
+    print(detection.table(results))
 
 
 def table(results):

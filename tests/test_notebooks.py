@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOTEBOOKS = ["image_classification.ipynb", "segmentation.ipynb", "translation.ipynb",
+NOTEBOOKS = ["image_classification.ipynb", "object_detection.ipynb", "segmentation.ipynb", "translation.ipynb",
              "speech_recognition.ipynb", "recommendation.ipynb"]
 
 
