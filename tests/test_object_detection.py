@@ -431,3 +431,34 @@ def test_tflite_int8_detector_keeps_nms_and_reports_the_map_delta(trained_detect
     delta = quality["formats"]["tflite_int8"]["delta"]
     assert abs(delta) <= 0.25, quality
     assert "tflite_int8" in result.stdout and "map_50" in result.stdout
+
+
+@pytest.mark.slow
+def test_tf_serving_rest_answers_with_the_saved_models_named_outputs(trained_detection):
+    """TF Serving's REST row format on the SavedModel: the answer is `serving_default`'s outputs, per instance."""
+    import base64
+    import urllib.request
+
+    import tensorflow as tf
+
+    from toolkit.predict import load
+    from toolkit.serving import Server, resolve_model
+
+    export = os.path.join(trained_detection["run_dir"], "export")
+    path = os.path.join(trained_detection["data"], "images", "val", "val001.png")
+    data = open(path, "rb").read()
+    server = Server(load(resolve_model(export, "saved_model")), name="det").start(port=0)
+    try:
+        payload = json.dumps({"instances": [{"b64": base64.b64encode(data).decode()}]}).encode()
+        request = urllib.request.Request(server.url + "/v1/models/det:predict", data=payload, method="POST")
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            prediction = json.loads(answer.read())["predictions"][0]
+    finally:
+        server.stop()
+    expected = tf.saved_model.load(os.path.join(export, "saved_model")).signatures["serving_default"](
+        image_bytes=tf.constant([data]))
+    assert set(prediction) == {"boxes", "scores", "classes", "class_names", "count", "image_size"}
+    count = int(expected["count"].numpy()[0])
+    assert prediction["count"] == count and prediction["image_size"] == [48, 64]
+    np.testing.assert_allclose(prediction["boxes"][:count], expected["boxes"].numpy()[0, :count], rtol=1e-6)
+    assert prediction["class_names"][:count] == [n.decode() for n in expected["class_names"].numpy()[0, :count]]

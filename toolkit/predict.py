@@ -55,7 +55,8 @@ class LoadedModel:
             errors: list or None. None: an unreadable input fails the call. A
                 list: the readable inputs are predicted and each unreadable
                 one is appended to it as (input, one-line message).
-            min_score: float or None. Answers scored below it are left out (object detection boxes).
+            min_score: float or None. Answers scored below it are left out (tasks whose predictor takes
+                `min_score`, e.g. boxes).
 
         Returns:
             A list with one result dict per (readable) input.

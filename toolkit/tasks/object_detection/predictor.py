@@ -127,8 +127,13 @@ class DetectionPredictor(ImagePredictor):
     # and COCO-style `coco` rows) are written there too.
     @classmethod
     def predict_keras(cls, handle, metadata, inputs, top_k=None, output_dir=None, min_score=None):
+        import tensorflow as tf
+
         images = cls.read_inputs(inputs, metadata["channels"], with_tensorflow=True)
-        rows = [keras_rows(handle, image[None], metadata, [image.shape[:2]], resize=True)[0] for image in images]
+        size = tuple(metadata["image_size"])
+        batch = np.stack([tf.image.resize(np.asarray(image, np.float32), size, method="bilinear").numpy()
+                          for image in images])  # each image resized alone, then one batch through the network
+        rows = keras_rows(handle, batch, metadata, [image.shape[:2] for image in images])
         return cls._results(inputs, images, rows, metadata, top_k, output_dir, min_score)
 
     @classmethod

@@ -158,7 +158,7 @@ def finish_detection_splits(splits, config, seed):
 # ------------------------------------------------------------------------------ fashion_detection
 
 
-def compose_detection_scenes(images, labels, count, size, items, scale, max_iou, clutter, threshold, seed):
+def compose_detection_scenes(images, labels, count, size, items, scale, max_overlap, clutter, threshold, seed):
     """Canvases of Fashion-MNIST items at random scales with their exact boxes.
 
     Args:
@@ -168,7 +168,8 @@ def compose_detection_scenes(images, labels, count, size, items, scale, max_iou,
         size: int. Canvas height and width.
         items: (int, int). Min and max items per canvas.
         scale: (float, float). Min and max item scale (1 = 28 px).
-        max_iou: float. Most IoU an item's box may have with an earlier one (items drawn later occlude).
+        max_overlap: float. Most share of either box that an item's box may cover of an earlier one's (items
+            drawn later occlude; IoU alone would let a small item hide under a large one).
         clutter: int. Up to this many unlabelled fragments (a random 6-10 px crop of another item) per canvas.
         threshold: int. Pixels brighter than this bound the box.
         seed: int.
@@ -177,8 +178,6 @@ def compose_detection_scenes(images, labels, count, size, items, scale, max_iou,
         (canvases uint8 (count, size, size, 1), boxes [float32 (k, 4) xyxy], classes [int64 (k,)]).
     """
     from PIL import Image
-
-    from toolkit.tasks.object_detection.boxes import iou_matrix
 
     rng = np.random.RandomState(seed)
     canvases = np.zeros((count, size, size), np.uint8)
@@ -205,7 +204,7 @@ def compose_detection_scenes(images, labels, count, size, items, scale, max_iou,
             for _ in range(30):
                 y, x = rng.randint(0, size - side + 1), rng.randint(0, size - side + 1)
                 box = np.array([x + cols[0], y + rows[0], x + cols[-1] + 1, y + rows[-1] + 1], np.float32)
-                if not boxes or iou_matrix(box[None], np.array(boxes)).max() <= max_iou:
+                if not boxes or overlap(box, np.array(boxes)).max() <= max_overlap:
                     break
             else:
                 continue
@@ -216,6 +215,15 @@ def compose_detection_scenes(images, labels, count, size, items, scale, max_iou,
         all_boxes.append(np.asarray(boxes, np.float32).reshape(-1, 4))
         all_classes.append(np.asarray(classes, np.int64))
     return canvases[..., None], all_boxes, all_classes
+
+
+def overlap(box, others):
+    """Intersection of an xyxy box with each of `others` (n, 4) over the smaller of the two areas."""
+    left, top = np.maximum(box[0], others[:, 0]), np.maximum(box[1], others[:, 1])
+    right, bottom = np.minimum(box[2], others[:, 2]), np.minimum(box[3], others[:, 3])
+    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / np.maximum(np.minimum(area(box), area(others)), 1e-9)
 
 
 @DETECTION_SOURCES.register("fashion_detection")
@@ -234,7 +242,7 @@ def load_fashion_detection(config, seed):
         source = items.splits[name]
         canvases, boxes, classes = compose_detection_scenes(
             source.images[..., 0], source.labels, getattr(scenes.count, name), scenes.size, tuple(scenes.items),
-            tuple(scenes.scale), scenes.max_iou, scenes.clutter, scenes.threshold, seed * 1000 + offset)
+            tuple(scenes.scale), scenes.max_overlap, scenes.clutter, scenes.threshold, seed * 1000 + offset)
         splits[name] = DetectionSplit(images=canvases, boxes=boxes, classes=classes)
     provenance = (f"fashion detection scenes: {scenes.size}x{scenes.size} canvases of {scenes.items[0]}-"
                   f"{scenes.items[1]} items at {scenes.scale[0]:g}x-{scenes.scale[1]:g}x from " + items.provenance)
@@ -532,8 +540,11 @@ def load_tfds(config, seed):
         image = features["image"]
         size = tf.cast(tf.shape(image)[:2], tf.float32)
         box = features["objects"]["bbox"] * tf.stack([size[0], size[1], size[0], size[1]])
-        return image, tf.stack([box[:, 1], box[:, 0], box[:, 3], box[:, 2]], axis=1), \
-            tf.cast(features["objects"]["label"], tf.int64)
+        labels = tf.cast(features["objects"]["label"], tf.int64)
+        count = tf.minimum(tf.shape(box)[0], tf.shape(labels)[0])  # equal in real data; not in tfds mock data
+        box = tf.stack([box[:count, 1], box[:count, 0], box[:count, 3], box[:count, 2]], axis=1)
+        usable = (box[:, 2] - box[:, 0] >= 1) & (box[:, 3] - box[:, 1] >= 1)  # degenerate boxes are left out
+        return image, tf.boolean_mask(box, usable), tf.boolean_mask(labels[:count], usable)
 
     splits = {}
     for split, spec in tfds_split_names(info, config).items():

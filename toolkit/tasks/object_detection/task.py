@@ -47,7 +47,8 @@ class DetectionScenesConfig(StrictModel):
     size: int = Field(128, ge=32, description="canvas height and width")
     items: tuple[PositiveInt, PositiveInt] = Field((1, 6), description="min and max items per canvas")
     scale: tuple[float, float] = Field((1.0, 3.0), description="min and max item scale (1 = 28 pixels)")
-    max_iou: float = Field(0.3, ge=0.0, le=1.0, description="most IoU an item's box may have with earlier ones")
+    max_overlap: float = Field(0.3, ge=0.0, le=1.0, description="most share of either box that two items' boxes "
+                                                                 "may have in common (later items occlude)")
     clutter: int = Field(3, ge=0, description="up to this many unlabelled item fragments per canvas")
     threshold: int = Field(10, ge=0, le=254, description="item pixels brighter than this bound its box")
     count: SceneCounts = Field(default_factory=SceneCounts, description="canvases per split")
