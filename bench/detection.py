@@ -52,7 +52,8 @@ def predict_end_to_end(run_dir, repeats=5):
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        result = subprocess.run([toolkit, "predict", os.path.join(run_dir, "export", "model.onnx"), image],
+        result = subprocess.run([toolkit, "predict", os.path.join(run_dir, "export", "model.onnx"), image,
+                                 "--output-dir", os.path.join(WORK, "detection_predictions")],
                                 capture_output=True, text=True, env=ENV)
         times.append(time.perf_counter() - start)
         if result.returncode != 0:
