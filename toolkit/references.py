@@ -133,7 +133,8 @@ def image_backbone_runs():
     from toolkit.config.tasks import TASKS
 
     names = [name.replace("_", " ") for name, cls in TASKS.items() if cls.input_kind == "image"]
-    return f"an {' or '.join(names)} run (its backbone takes images)"
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"an {listed} run (its backbone takes images)"
 
 
 def check_backbone(field, reference, weights, accept_run=None, wanted_run=None):

@@ -341,7 +341,7 @@ def _need(runs, task):
 def test_run_backbone_of_another_task(task, runs, image_recipe, capsys, tmp_path):
     other = _need(runs, task)
     refused(capsys, "train", image_recipe, f"model.backbone=run:{other}",
-            keywords=(f"run:{other}", f"is a {task} run", "image classification or segmentation run"))
+            keywords=(f"run:{other}", f"is a {task} run", "image classification, object detection or segmentation run"))
     assert nothing_left(tmp_path / "runs")
 
 
