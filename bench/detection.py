@@ -27,11 +27,12 @@ def onnx_latency(run_dir, repeats=200):
     """Median ms of one 128x128 test scene through the ONNX file (network, decoding and NMS) on ONNX Runtime."""
     import numpy as np
 
-    from toolkit.export.onnx import load_onnx
+    from toolkit.export.onnx import load_onnx, read_onnx_metadata
     from toolkit.tasks.object_detection.predictor import DetectionPredictor
 
-    session = load_onnx(os.path.join(run_dir, "export", "model.onnx"))
-    metadata = json.loads(session.get_modelmeta().custom_metadata_map["toolkit"])
+    path = os.path.join(run_dir, "export", "model.onnx")
+    session = load_onnx(path)
+    metadata = read_onnx_metadata(session, path)
     sample = DetectionPredictor.load_samples(os.path.join(run_dir, "export", "samples"), metadata)[0]
     batch = sample[None].astype(np.float32)
     name = session.get_inputs()[0].name

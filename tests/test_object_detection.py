@@ -244,7 +244,8 @@ def test_augmentation_moves_boxes_with_their_pixels(augment):
     import tensorflow as tf
 
     from toolkit.config.schema import AugmentConfig
-    from toolkit.tasks.object_detection.pipeline import augment_batch, build_box_augmenter
+    from toolkit.tasks.image.pipeline import build_augmenter
+    from toolkit.tasks.object_detection.pipeline import augment_batch
 
     images = np.zeros((16, 64, 64, 1), np.float32)
     targets = np.full((16, 3, 5), -1.0, np.float32)
@@ -253,8 +254,8 @@ def test_augmentation_moves_boxes_with_their_pixels(augment):
         y, x = rng.randint(8, 40), rng.randint(8, 40)
         images[index, y:y + 16, x:x + 12] = 255.0
         targets[index, 0] = [x, y, x + 12, y + 16, index % 2]
-    layers = build_box_augmenter(AugmentConfig(**augment), seed=3)
-    out_images, out_targets = augment_batch(layers, tf.constant(images), tf.constant(targets))
+    augmenter = build_augmenter(AugmentConfig(**augment), seed=3, bounding_box_format="xyxy")
+    out_images, out_targets = augment_batch(augmenter, tf.constant(images), tf.constant(targets))
     moved = 0
     for image, rows, before in zip(out_images.numpy(), out_targets.numpy(), targets):
         bright = np.argwhere(image[..., 0] > 127)

@@ -68,21 +68,24 @@ def encode_png(image):
     return tf.io.encode_png(tf.convert_to_tensor(image, tf.uint8)).numpy()
 
 
-def build_augmenter(config, seed):
-    """Returns a Keras Sequential of random augmentation layers, or None."""
+def build_augmenter(config, seed, bounding_box_format=None):
+    """Returns a Keras Sequential of random augmentation layers, or None.
+
+    With `bounding_box_format` (e.g. "xyxy") the geometric layers also move `{"bounding_boxes"}` inputs.
+    """
     import keras
 
+    boxes = {"bounding_box_format": bounding_box_format} if bounding_box_format else {}
     layers = []
     if config.flip != "none":
-        layers.append(keras.layers.RandomFlip(config.flip, seed=seed))
+        layers.append(keras.layers.RandomFlip(config.flip, seed=seed, **boxes))
     if config.rotation:
-        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="constant", seed=seed))
+        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="constant", seed=seed, **boxes))
     if config.zoom:
-        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", seed=seed))
+        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", seed=seed, **boxes))
     if config.translation:
-        layers.append(
-            keras.layers.RandomTranslation(config.translation, config.translation, fill_mode="constant", seed=seed)
-        )
+        layers.append(keras.layers.RandomTranslation(config.translation, config.translation, fill_mode="constant",
+                                                     seed=seed, **boxes))
     if config.contrast:
         layers.append(keras.layers.RandomContrast(config.contrast, value_range=(0, 255), seed=seed))
     if not layers:
@@ -140,6 +143,32 @@ def _with_cardinality(dataset, count):
     # Keras counts an extra optimizer step per epoch on datasets of unknown
     # size (and warns that the input ran out); a known size avoids both.
     return dataset.apply(tf.data.experimental.assert_cardinality(count))
+
+
+def decode_files(paths, targets, load, on_error):
+    """Decodes image files with their targets in parallel, dropping the files that fail.
+
+    Args:
+        paths: list of str. Image files.
+        targets: array or list. One target per file (labels, mask paths, box rows).
+        load: callable(path, target) -> (image, target) in TensorFlow; a file whose `load` fails is dropped.
+        on_error: "skip" or "fail" (`data.on_error`).
+
+    Returns:
+        (cached dataset of (image, target), decoded count, ["<path>: image could not be decoded", ...]).
+    """
+    indices = np.arange(len(paths), dtype=np.int64)
+    base = tf.data.Dataset.from_tensor_slices((indices, paths, targets))
+    decoded = base.map(lambda index, path, target: (index, *load(path, target)), num_parallel_calls=AUTOTUNE,
+                       deterministic=True).ignore_errors().cache()
+    good = np.fromiter(decoded.map(lambda i, x, y: i).as_numpy_iterator(), dtype=np.int64)
+    failed = [f"{paths[i]}: image could not be decoded" for i in np.setdiff1d(indices, good)]
+    if failed and on_error == "fail":
+        raise DataError(f"{failed[0]} ({len(failed)} of {len(indices)} files failed); fix or remove it, or set "
+                        "data.on_error: skip")
+    if len(indices) and not len(good):
+        raise DataError(f"none of the {len(indices)} images could be decoded (first: {paths[0]})")
+    return decoded.map(lambda i, x, y: (x, y)), len(good), failed
 
 
 def _files_dataset(split, prepare, channels, on_error):

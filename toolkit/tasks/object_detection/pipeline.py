@@ -5,14 +5,21 @@ Targets are `[max_boxes, 5]` rows `x1, y1, x2, y2, class` in model pixels (class
 (stretched) to `data.image_size` and their boxes scaled with them, as prediction does. Augmentation uses the
 Keras layers' `bounding_boxes` inputs (`RandomFlip`, `RandomTranslation`, `RandomZoom`, `RandomRotation`,
 `RandomContrast` with `bounding_box_format="xyxy"`), so boxes move with their pixels; boxes pushed out of the
-image are clipped, and dropped when less than a pixel is left.
+image are clipped, and dropped when less than a pixel is left. The layers are the image tasks' own
+(`toolkit.tasks.image.pipeline.build_augmenter`), built with `bounding_box_format`.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from toolkit.errors import DataError
-from toolkit.tasks.image.pipeline import AUTOTUNE, SplitReport, _with_cardinality, adapt_channels, decode_image
+from toolkit.tasks.image.pipeline import (
+    AUTOTUNE,
+    SplitReport,
+    _with_cardinality,
+    adapt_channels,
+    decode_files,
+    decode_image,
+)
 
 
 def pad_targets(boxes, classes, max_boxes):
@@ -56,55 +63,21 @@ def detection_dataset(split, data_config, max_boxes):
             dataset = dataset.map(lambda image, rows: _resize(image, rows, size, channels), num_parallel_calls=AUTOTUNE)
             report = SplitReport(len(split), len(skipped), skipped)
         else:
-            indices = np.arange(len(split.paths), dtype=np.int64)
+            def load(path, rows):
+                return _resize(decode_image(tf.io.read_file(path), channels), rows, size, channels)
 
-            def load(index, path, rows):
-                image = decode_image(tf.io.read_file(path), channels)
-                return (index, *_resize(image, rows, size, channels))
-
-            base = tf.data.Dataset.from_tensor_slices((indices, split.paths, targets))
-            decoded = base.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors().cache()
-            good = np.fromiter(decoded.map(lambda i, x, y: i).as_numpy_iterator(), dtype=np.int64)
-            failed = [f"{split.paths[i]}: image could not be decoded" for i in np.setdiff1d(indices, good)]
-            if failed and data_config.on_error == "fail":
-                raise DataError(f"{failed[0]} ({len(failed)} of {len(indices)} files failed); fix or remove it, "
-                                "or set data.on_error: skip")
-            if len(indices) and not len(good):
-                raise DataError(f"none of the {len(indices)} images could be decoded (first: {split.paths[0]})")
-            dataset = decoded.map(lambda i, x, y: (x, y))
-            report = SplitReport(len(good), len(skipped) + len(failed), skipped + failed)
+            dataset, good, failed = decode_files(split.paths, targets, load, data_config.on_error)
+            report = SplitReport(good, len(skipped) + len(failed), skipped + failed)
     if data_config.cache:
         dataset = dataset.cache()
     return _with_cardinality(dataset, report.examples), report
 
 
-def build_box_augmenter(config, seed):
-    """Keras preprocessing layers that move boxes with pixels (`bounding_box_format="xyxy"`), or None."""
-    import keras
-
-    layers = []
-    if config.flip != "none":
-        layers.append(keras.layers.RandomFlip(config.flip, seed=seed, bounding_box_format="xyxy"))
-    if config.rotation:
-        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="constant", seed=seed,
-                                                  bounding_box_format="xyxy"))
-    if config.zoom:
-        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", seed=seed,
-                                              bounding_box_format="xyxy"))
-    if config.translation:
-        layers.append(keras.layers.RandomTranslation(config.translation, config.translation, fill_mode="constant",
-                                                     seed=seed, bounding_box_format="xyxy"))
-    if config.contrast:
-        layers.append(keras.layers.RandomContrast(config.contrast, value_range=(0, 255), seed=seed))
-    return layers or None
-
-
-def augment_batch(layers, images, targets):
-    """Applies box-aware layers to a batch; boxes are clipped to the image and those under a pixel dropped."""
+def augment_batch(augmenter, images, targets):
+    """Applies a box-aware augmenter (`build_augmenter(..., bounding_box_format="xyxy")`) to a batch; boxes are
+    clipped to the image and those under a pixel dropped."""
     boxes, labels = targets[..., :4], targets[..., 4]
-    data = {"images": images, "bounding_boxes": {"boxes": boxes, "labels": labels}}
-    for layer in layers:
-        data = layer(data, training=True)
+    data = augmenter({"images": images, "bounding_boxes": {"boxes": boxes, "labels": labels}}, training=True)
     images, boxes = data["images"], data["bounding_boxes"]["boxes"]
     labels = tf.cast(data["bounding_boxes"]["labels"], tf.float32)
     height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
@@ -119,7 +92,7 @@ def detection_batches(dataset, batch_size, training=False, shuffle_buffer=10000,
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
-    if training and augmenter:
+    if training and augmenter is not None:
         dataset = dataset.map(lambda images, targets: augment_batch(augmenter, images, targets),
                               num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)

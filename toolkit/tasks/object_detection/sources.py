@@ -56,6 +56,9 @@ class DetectionSplit:
             return self.count
         return len(self.images) if self.images is not None else len(self.paths)
 
+    def is_empty(self):
+        return self.dataset is None and len(self) == 0
+
     def take(self, indices):
         pick = lambda items: None if items is None else (  # noqa: E731
             items[indices] if isinstance(items, np.ndarray) else [items[i] for i in indices])

@@ -158,14 +158,10 @@ class DetectionTask(ImageTask):
 
     @property
     def data(self):
-        if self._data is None:
-            self._data = self.read_data()
-            if len(self._data.splits["train"]) == 0:
-                raise DataError("data: the train split is empty")
-            if "test" not in self._data.splits:
-                raise DataError(f"data: source {self.recipe.data.source!r} has no test split; set "
-                                "data.test_fraction > 0")
-        return self._data
+        data = ImageTask.data.fget(self)  # read once; an empty train split is an error there
+        if "test" not in data.splits:
+            raise DataError(f"data: source {self.recipe.data.source!r} has no test split; set data.test_fraction > 0")
+        return data
 
     @property
     def max_boxes(self):
@@ -190,12 +186,14 @@ class DetectionTask(ImageTask):
         return report
 
     def build_inputs(self, split, training=False):
-        from toolkit.tasks.object_detection.pipeline import build_box_augmenter, detection_batches
+        from toolkit.tasks.image.pipeline import build_augmenter
+        from toolkit.tasks.object_detection.pipeline import detection_batches
 
         dataset = self._unbatched(split)
         if dataset is None:
             return None
-        augmenter = build_box_augmenter(self.recipe.data.augment, self.recipe.train.seed) if training else None
+        augmenter = build_augmenter(self.recipe.data.augment, self.recipe.train.seed, bounding_box_format="xyxy") \
+            if training else None
         return detection_batches(dataset, self.recipe.train.batch_size, training=training,
                                  shuffle_buffer=self.recipe.data.shuffle_buffer, seed=self.recipe.train.seed,
                                  augmenter=augmenter)

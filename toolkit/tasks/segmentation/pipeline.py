@@ -10,12 +10,12 @@ are one-hot masks with per-pixel sample weights: class weights, and 0 for
 import numpy as np
 import tensorflow as tf
 
-from toolkit.errors import DataError
 from toolkit.tasks.image.pipeline import (
     AUTOTUNE,
     SplitReport,
     _with_cardinality,
     adapt_channels,
+    decode_files,
     decode_image,
     resize_image,
 )
@@ -54,27 +54,14 @@ def segmentation_dataset(split, data_config, on_error="skip"):
         count = split.count if split.count is not None else sum(1 for _ in dataset)
         return _with_cardinality(dataset, count), SplitReport(count, len(skipped), skipped)
     else:
-        indices = np.arange(len(split.paths), dtype=np.int64)
-        base = tf.data.Dataset.from_tensor_slices((indices, split.paths, split.mask_paths))
-
-        def load(index, path, mask_path):
+        def load(path, mask_path):
             image = decode_image(tf.io.read_file(path), channels)
             mask = tf.numpy_function(_read_mask, [mask_path], tf.int32)
             mask.set_shape([None, None])
-            image, mask = prepare(image, mask)
-            return index, image, mask
+            return prepare(image, mask)
 
-        decoded = base.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors().cache()
-        good = np.fromiter(decoded.map(lambda i, x, y: i).as_numpy_iterator(), dtype=np.int64)
-        bad = np.setdiff1d(indices, good)
-        failed = [f"{split.paths[i]}: image could not be decoded" for i in bad]
-        if failed and on_error == "fail":
-            raise DataError(f"{failed[0]} ({len(failed)} of {len(indices)} files failed); "
-                            "fix or remove it, or set data.on_error: skip")
-        if len(good) == 0:
-            raise DataError(f"none of the {len(indices)} images could be decoded (first: {split.paths[0]})")
-        dataset = decoded.map(lambda i, x, y: (x, y))
-        report = SplitReport(len(good), len(skipped) + len(failed), skipped + failed)
+        dataset, good, failed = decode_files(split.paths, split.mask_paths, load, on_error)
+        report = SplitReport(good, len(skipped) + len(failed), skipped + failed)
     if data_config.cache:
         dataset = dataset.cache()
     return _with_cardinality(dataset, report.examples), report
