@@ -73,21 +73,24 @@ def _export(model, task, path, quantization, options):
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-    if quantization in ("dynamic", "int8"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    examples = None
     if quantization == "int8":
         examples = task.representative_inputs(options.representative_samples)
         if not examples:
             raise ExportError("export tflite_int8: the training split has no examples to calibrate with")
-        converter.representative_dataset = lambda: ([np.asarray(example, np.float32)] for example in examples)
     import absl.logging
 
     verbosity = absl.logging.get_verbosity()
-    absl.logging.set_verbosity(absl.logging.ERROR)  # "deprecated conversion path": the frozen graph is intended
+    # "deprecated conversion path", logged when the converter is made: the frozen graph is intended
+    absl.logging.set_verbosity(absl.logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+            if quantization in ("dynamic", "int8"):
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            if examples is not None:
+                converter.representative_dataset = lambda: ([np.asarray(e, np.float32)] for e in examples)
             flatbuffer = converter.convert()
         except Exception as error:  # noqa: BLE001 - the converter raises many types
             raise ExportError(f"export tflite: the converter failed ({str(error).splitlines()[0][:200]}); "
