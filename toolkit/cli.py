@@ -172,8 +172,10 @@ def _parser():
     fetch = data_verbs.add_parser("fetch", help="download and extract a dataset",
                                   description="nuclei: the stardist wheel's sample image and mask; movielens: "
                                               "MovieLens-100k (ratings, movies, users) from the recbole wheel "
-                                              "(pip download --no-deps from PyPI; only those files are kept).")
-    fetch.add_argument("dataset", choices=["nuclei", "movielens"])
+                                              "(pip download --no-deps from PyPI; only those files are kept); "
+                                              "asterisk: recorded speech prompts in five languages (Debian "
+                                              "packages, apt-get download, unpacked without root).")
+    fetch.add_argument("dataset", choices=["asterisk", "movielens", "nuclei"])
     to_tfrecord = data_verbs.add_parser(
         "to-tfrecord", help="write a recipe's data as sharded TFRecord files",
         description="Read the data of RECIPE through its source (with its checks and splits) and write each split "

@@ -75,9 +75,16 @@ def mel_matrix(metadata):
 
 def log_mel_numpy(waves, metadata):
     """`log_mel` in NumPy (no TensorFlow; for ONNX prediction): a list of waveforms -> [batch, frames, mels]."""
+    batch, lengths = pad_waves(waves)
+    return log_mel_numpy_padded(batch, lengths, metadata)
+
+
+def log_mel_numpy_padded(batch, lengths, metadata):
+    """`log_mel` in NumPy of a zero-padded batch [batch, samples] with the samples of each row in `lengths`."""
     frame, step = frame_sizes(metadata)
     fft_length = int(metadata["features"]["fft_length"])
-    batch, lengths = pad_waves(waves)
+    batch = np.asarray(batch, np.float32)
+    lengths = np.asarray(lengths, np.int32)
     batch = np.pad(batch, [(0, 0), (0, max(frame - batch.shape[1], 0))])
     count = (batch.shape[1] - frame) // step + 1
     index = np.arange(frame)[None, :] + step * np.arange(count)[:, None]

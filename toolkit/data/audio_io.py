@@ -3,7 +3,7 @@
 - WAV (PCM 8/16/24/32-bit integer, 32/64-bit float, WAVE_FORMAT_EXTENSIBLE)
   is read with `scipy.io.wavfile`; FLAC, OGG, MP3 and other formats with
   `soundfile` when it is installed (`pip install soundfile`, a wheel that
-  bundles libsndfile).
+  bundles libsndfile); `.gsm` files are headerless GSM 6.10 at 8 kHz (telephony prompts).
 - Samples are scaled to [-1, 1] (integer PCM by its full scale, float
   clipped) and several channels are averaged to mono.
 - `resample` uses `scipy.signal.resample_poly` with the exact rational
@@ -37,6 +37,7 @@ from toolkit.errors import DataError
 
 SOUNDFILE_HINT = "pip install soundfile"
 WAV_SUFFIXES = (".wav", ".wave")
+GSM_SUFFIXES = (".gsm",)
 
 
 class UnreadableAudio(DataError):
@@ -87,7 +88,11 @@ def _read_soundfile(path):
         raise UnreadableAudio(path, f"{os.path.splitext(path)[1] or 'this format'} needs the soundfile package",
                               f"install it with: {SOUNDFILE_HINT}, or convert the file to WAV")
     try:
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        if path.lower().endswith(GSM_SUFFIXES):  # headerless GSM 6.10 (telephony prompts): 8 kHz mono by definition
+            samples, rate = soundfile.read(path, dtype="float32", always_2d=True, format="RAW", subtype="GSM610",
+                                           samplerate=8000, channels=1)
+        else:
+            samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except TypeError as error:
         if "samplerate must be specified" in str(error):  # headerless PCM (.raw, .pcm): nothing says its format
             raise UnreadableAudio(path, "headerless raw audio: the file does not say its sample rate or encoding",
@@ -222,7 +227,7 @@ def write_wav(path, wave, rate):
     """Writes a mono waveform in [-1, 1] as a 16-bit PCM WAV file (values beyond are clipped).
 
     Args:
-        path: str. The file to write.
+        path: str. The file to write (or a binary file object, e.g. io.BytesIO).
         wave: 1-D array of floats.
         rate: int. Sample rate.
 
@@ -238,7 +243,7 @@ def write_wav(path, wave, rate):
 
     samples = np.asarray(wave, dtype=np.float64).reshape(-1)
     pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
-    with wave_module.open(os.fspath(path), "wb") as f:
+    with wave_module.open(path if hasattr(path, "write") else os.fspath(path), "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)
         f.setframerate(int(rate))

