@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from toolkit.config.schema import ClassifierModelConfig, ImageDataConfig, ImageRecipe
+from toolkit.classification_metrics import classification_metrics
 from toolkit.errors import DataError
 from toolkit.tasks.image.sources import CLASSIFICATION_SOURCES
 from toolkit.tasks.image.task import ImageTask
@@ -173,47 +174,3 @@ class ImageClassificationTask(ImageTask):
             "serving_default": (serve_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
             "serve_image": (serve_image, [tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")]),
         }
-
-
-def classification_metrics(probabilities, labels, class_names):
-    """Accuracy, top-5, loss, per-class precision/recall/F1 and the confusion matrix.
-
-    Args:
-        probabilities: float array (N, K).
-        labels: int array (N,).
-        class_names: list of K str.
-    """
-    count = len(class_names)
-    predicted = np.argmax(probabilities, axis=-1)
-    confusion = np.bincount(labels * count + predicted, minlength=count * count).reshape(count, count)
-    true_positive = np.diag(confusion).astype(np.float64)
-    support = confusion.sum(axis=1)
-    predicted_count = confusion.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted_count > 0, true_positive / predicted_count, 0.0)
-        recall = np.where(support > 0, true_positive / support, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
-    metrics = {
-        "examples": int(len(labels)),
-        "accuracy": float(np.mean(predicted == labels)),
-        "loss": float(-np.mean(np.log(picked))),
-    }
-    if count > 5:
-        top5 = np.argsort(-probabilities, axis=-1)[:, :5]
-        metrics["top5_accuracy"] = float(np.mean(np.any(top5 == labels[:, None], axis=-1)))
-    metrics["macro_precision"] = float(np.mean(precision))
-    metrics["macro_recall"] = float(np.mean(recall))
-    metrics["macro_f1"] = float(np.mean(f1))
-    metrics["per_class"] = {
-        name: {
-            "precision": round(float(precision[i]), 6),
-            "recall": round(float(recall[i]), 6),
-            "f1": round(float(f1[i]), 6),
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(class_names)
-    }
-    metrics["class_names"] = list(class_names)
-    metrics["confusion_matrix"] = confusion.tolist()
-    return metrics
