@@ -382,6 +382,28 @@ def test_a_speech_recognition_run_is_the_encoder(tmp_path):
         make_task(load_recipe(recipe)).check_references()
 
 
+def test_attention_encoder_exports_batch_one_tflite(tmp_path):
+    """The GRU encoder with attention pooling: trained, exported to ONNX (any batch) and TFLite (batch 1: the
+    recurrent loop converts to builtin ops only with a static batch, and has no int8 file), verified."""
+    from toolkit import api
+    from toolkit.export.tflite import load_tflite
+
+    data = make_class_folder(str(tmp_path / "clips"), speakers=3, per_speaker=1)
+    recipe = recipe_dict(data, tmp_path / "runs", model={"encoder": "attention", "filters": [8], "rnn_units": 8,
+                                                         "pooling": "attention", "attention_units": 8},
+                         train={"epochs": 1})
+    recipe["export"]["formats"] = ["onnx", "tflite"]
+    recipe["name"] = "attention"
+    run = api.train(recipe)
+    with open(os.path.join(run.path, "export", "verify.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    assert report["passed"] and set(report["formats"]) == {"onnx", "tflite"}
+    session = load_tflite(os.path.join(run.path, "export", "model.tflite"))
+    assert session.get_inputs()[0].shape[:2] == [1, 98]  # one 1-s window of 10 ms frames
+    with pytest.raises(ToolkitError, match="cannot calibrate this audio_classification model.s recurrent layers"):
+        api.export(run.path, formats=["tflite_int8"], log=lambda line: None)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"model": {"encoder": "hub:whisper_tiny_en"}}, "hub: \\(Whisper\\) encoders are not supported"),
     ({"data": {"hop_seconds": 2.0}}, "hop_seconds \\(2.0\\) is above window_seconds"),
@@ -403,3 +425,60 @@ def test_shipped_recipes_load():
     for name in ("asterisk_language", "spoken_digits"):
         recipe = load_recipe(f"recipes/audio_classification/{name}.yaml")
         assert make_task(recipe).name == "audio_classification"
+
+
+def test_serve_answers_the_toolkit_and_tf_serving_formats(tiny_run):
+    import base64
+    import urllib.request
+
+    from toolkit.predict import load
+    from toolkit.serving import Server, resolve_model
+
+    export = os.path.join(tiny_run["run_dir"], "export")
+    clips = [os.path.join(tiny_run["data"], "test", label, "s1_0.wav") for label in ("high", "low")]
+    instances = []
+    for path in clips:
+        with open(path, "rb") as f:
+            instances.append({"b64": base64.b64encode(f.read()).decode("ascii")})
+
+    def call(url, payload):
+        request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.loads(answer.read())
+
+    for runtime in ("saved_model", "onnx"):
+        model = load(resolve_model(export, runtime))
+        server = Server(model, name="tiny").start(port=0)
+        try:
+            url = server.url + "/v1/models/tiny:predict"
+            answer = call(url, {"signature_name": "toolkit", "instances": instances})
+            assert [p["label"] for p in answer["predictions"]] == ["high", "low"]
+            if runtime == "saved_model":  # TF Serving's format: WAV bytes into serving_default
+                answer = call(url, {"instances": [{"wav_bytes": item} for item in instances]})
+                assert [p["label"] for p in answer["predictions"]] == ["high", "low"], answer
+        finally:
+            server.stop()
+
+
+def test_tfds_speech_commands_is_read_by_name(tmp_path, monkeypatch):
+    """speech_commands through tfds.testing.mock_data (random audio and labels); its mock has no stored split
+    metadata, so the on-disk check of prepare_tfds is bypassed and everything after it runs as for real data."""
+    import tensorflow_datasets as tfds
+
+    import toolkit.data.tfds
+    from toolkit.tasks.audio_classification.config import AudioClassDataConfig
+    from toolkit.tasks.audio_classification.sources import AUDIO_CLASS_SOURCES
+
+    def mocked(name, config):
+        builder = tfds.builder(name, data_dir=config.tfds_data_dir)
+        return builder, builder.info
+
+    monkeypatch.setattr(toolkit.data.tfds, "prepare_tfds", mocked)
+    config = AudioClassDataConfig(source="tfds", tfds_name="speech_commands", sample_rate=RATE,
+                                  tfds_data_dir=str(tmp_path / "tfds"), limit={"train": 6}, min_seconds=0.0)
+    with tfds.testing.mock_data(num_examples=10, data_dir=str(tmp_path / "tfds")):
+        data = AUDIO_CLASS_SOURCES.get("tfds")(config, seed=0)
+    assert "yes" in data.class_names and len(data.class_names) == 12  # the dataset's own label names
+    assert len(data.splits["train"]) == 6 and data.splits["test"]
+    assert data.splits["train"][0].audio.dtype == np.float32 and data.info["tfds_sample_rate"] == 16000

@@ -19,7 +19,7 @@ Example:
 
 >>> from toolkit.tasks import TASKS
 >>> TASKS.names()
-['image_classification', 'recommendation', 'segmentation', 'speech_recognition', 'translation']
+['audio_classification', 'image_classification', 'object_detection', 'recommendation', 'segmentation', 'speech_recognition', 'translation']
 """
 
 import importlib

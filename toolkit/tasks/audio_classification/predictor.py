@@ -7,7 +7,7 @@ Example:
 
 >>> import numpy as np
 >>> from toolkit.tasks.audio_classification.predictor import aggregate
->>> aggregate(np.array([[0.9, 0.1], [0.5, 0.5]]), "mean").round(2).tolist()
+>>> [round(float(p), 2) for p in aggregate(np.array([[0.9, 0.1], [0.5, 0.5]]), "mean")]
 [0.7, 0.3]
 """
 
