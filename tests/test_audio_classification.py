@@ -104,7 +104,7 @@ def test_folder_source_keeps_speakers_apart_and_counts_bad_files(tmp_path):
     assert not speakers["train"] & speakers["test"] and not speakers["train"] & speakers["validation"]
     assert sum(len(clips) for clips in data.splits.values()) == 30
     reasons = data.report["train"]["skipped_reasons"]
-    assert reasons == {"unreadable audio": 2, "shorter than min_seconds": 1, "longer than max_seconds": 1}
+    assert reasons == {"unreadable audio": 2, "clip shorter than min_seconds": 1, "clip longer than max_seconds": 1}
     assert any("s9_empty.wav" in line and "empty file" in line for line in data.report["train"]["skipped_examples"])
     with pytest.raises(DataError, match=r"s9_(broken|empty|long|blip)\.wav: "):
         AUDIO_CLASS_SOURCES.get("folder")(config.model_copy(update={"on_error": "fail"}), seed=0)
@@ -205,6 +205,26 @@ def test_asterisk_language_holds_out_test_speakers(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="Debian espeak-ng is not installed")
+def test_asterisk_language_adds_espeak_voices_reading_training_transcripts(tmp_path):
+    from toolkit.tasks.audio_classification.config import AudioClassDataConfig
+    from toolkit.tasks.audio_classification.sources import AUDIO_CLASS_SOURCES, _prompt_split
+
+    root = make_fake_asterisk(tmp_path / "asterisk")
+    config = AudioClassDataConfig(source="asterisk_language", sample_rate=RATE, download=False,
+                                  asterisk={"path": root, "languages": ["en"], "synthetic_per_language": 3})
+    data = AUDIO_CLASS_SOURCES.get("asterisk_language")(config, seed=0)
+    synthetic = [c for c in data.splits["train"] if c.group == "espeak"]
+    assert len(synthetic) == 3 and {c.label for c in synthetic} == {"en"}
+    assert not any(c.group == "espeak" for split in ("validation", "test") for c in data.splits[split])
+    # only transcripts of training prompts are read aloud: a test sentence is never heard in training
+    test_names = {f"prompt-{i}" for i in range(12) if _prompt_split(f"prompt-{i}") == "test"}
+    assert test_names  # the fake tree has test prompts
+    french = config.model_copy(update={"asterisk": config.asterisk.model_copy(update={"languages": ["fr"]})})
+    with pytest.raises(DataError, match="no fr transcripts .*asterisk-core-sounds-fr"):
+        AUDIO_CLASS_SOURCES.get("asterisk_language")(french, seed=0)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="Debian espeak-ng is not installed")
 def test_spoken_digits_train_on_espeak_test_on_real_digits(tmp_path):
     from toolkit.tasks.audio_classification.config import AudioClassDataConfig
     from toolkit.tasks.audio_classification.sources import AUDIO_CLASS_SOURCES
@@ -250,6 +270,32 @@ def test_windows_and_resampling_agree_between_numpy_and_the_graph():
         reference = resample(high, rate, RATE)
         assert down.shape == reference.shape
         assert np.max(np.abs(down[200:-200] - reference[200:-200])) < 0.02  # edges differ (periodic FFT)
+
+
+def test_speed_perturbation_and_band_normalisation():
+    import keras
+
+    from toolkit.tasks.audio_classification.model import band_mean_normalised
+    from toolkit.tasks.audio_classification.task import change_speed
+
+    faster = change_speed(tone(400, 1.0, level=0.5), 1.25)
+    assert faster.size == 6400
+    spectrum = np.abs(np.fft.rfft(faster))
+    assert abs(np.argmax(spectrum) * RATE / faster.size - 500) < 5  # 400 Hz played 1.25x faster
+    rng = np.random.RandomState(0)
+    features = rng.randn(2, 30, 8).astype(np.float32)
+    features[1, 20:] = 0.0  # padding frames
+    shifted = features + rng.randn(1, 1, 8).astype(np.float32) * (features != 0).any(-1, keepdims=True)
+    one, two = (np.asarray(band_mean_normalised(keras.ops.convert_to_tensor(f))) for f in (features, shifted))
+    np.testing.assert_allclose(one, two, atol=1e-5)  # a constant channel colouring is removed
+    assert np.all(one[1, 20:] == 0) and abs(one[0].mean(axis=0)).max() < 1e-5
+    from toolkit.data.audio_io import gsm_round_trip
+
+    for rate in (8000, 16000):  # the telephone codec: same length, audibly coded, still the same sound
+        clean = tone(440, 0.5, rate=rate)
+        coded = gsm_round_trip(clean, rate)
+        assert coded.shape == clean.shape and 0 < np.mean(np.abs(coded - clean)) < 0.1
+        assert np.corrcoef(clean[800:-800], coded[800:-800])[0, 1] > 0.9
 
 
 def test_noise_mixing_hits_the_signal_to_noise_ratio(tmp_path):

@@ -204,6 +204,24 @@ def _lowpass(up, down):
     return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
 
 
+def gsm_round_trip(wave, rate):
+    """`wave` (at `rate`) encoded with the GSM 6.10 telephone codec and decoded again (at 8 kHz, resampled there
+    and back): the sound of a GSM-coded recording, for channel augmentation. Needs `soundfile`."""
+    import io
+
+    import soundfile
+
+    narrow = resample(wave, rate, 8000)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(narrow, -1.0, 1.0), 8000, format="RAW", subtype="GSM610")
+    buffer.seek(0)
+    decoded, _ = soundfile.read(buffer, format="RAW", subtype="GSM610", samplerate=8000, channels=1, dtype="float32")
+    decoded = resample(decoded[: len(narrow)], 8000, rate)
+    out = np.zeros(len(wave), np.float32)
+    out[: min(len(wave), len(decoded))] = decoded[: len(wave)]
+    return out
+
+
 def load_audio(path, sample_rate=16000):
     """Reads an audio file as float32 mono samples at `sample_rate`.
 

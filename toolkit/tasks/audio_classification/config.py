@@ -12,7 +12,15 @@ Example:
 
 from typing import Literal, Optional
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from toolkit.config.schema import DataConfig, StrictModel
 
@@ -56,6 +64,11 @@ class AsteriskLanguageConfig(StrictModel):
                     "without one (one speaker only) is split by prompt name instead")
     path: Optional[str] = Field(None, description="an unpacked Asterisk root (default: the data cache; "
                                                   "toolkit data fetch asterisk)")
+    synthetic_per_language: NonNegativeInt = Field(
+        0, description="training clips per language spoken by espeak-ng voices (male and female variants) from "
+                       "the transcripts of training prompts only: many voices per language, so that a voice does "
+                       "not identify its language (0: none)")
+    seed: int = Field(0, description="seed of the synthetic clips' texts, voices, speeds and pitches")
 
 
 class SpokenDigitsConfig(StrictModel):
@@ -97,6 +110,12 @@ class AudioClassDataConfig(DataConfig):
     label_column: str = Field("label", description="manifest: the label column")
     path_column: str = Field("path", description="manifest: the audio path column")
     noise: NoiseConfig = Field(default_factory=NoiseConfig, description="background noise in training")
+    gsm_probability: float = Field(0.0, ge=0.0, le=1.0, description="share of training windows passed through the "
+                                                                    "GSM 6.10 telephone codec (encoded and decoded "
+                                                                    "again): channel augmentation for telephone audio")
+    speed_perturb: tuple[PositiveFloat, PositiveFloat] = Field(
+        (1.0, 1.0), description="training windows are resampled by a random factor in this range (speed and pitch "
+                                "change together, as in Kaldi's speed perturbation); (1, 1): off")
     asterisk: AsteriskLanguageConfig = Field(default_factory=AsteriskLanguageConfig,
                                              description="asterisk_language source")
     digits: SpokenDigitsConfig = Field(default_factory=SpokenDigitsConfig, description="spoken_digits source")

@@ -81,6 +81,15 @@ def frame_mask(features, steps):
     return mask[:, :, 0]
 
 
+def band_mean_normalised(features):
+    """Each mel band minus its mean over the real frames (padding frames, exactly zero, stay zero)."""
+    from keras import ops
+
+    mask = ops.cast(ops.any(ops.not_equal(features, 0.0), axis=-1, keepdims=True), features.dtype)
+    mean = ops.sum(features * mask, axis=1, keepdims=True) / ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
+    return (features - mean) * mask
+
+
 def pool(x, mask, kind, units, name="pool"):
     from keras import ops
 
@@ -100,8 +109,11 @@ def build_network(recipe, num_classes, encoder=None):
     config, augment = recipe.model, recipe.spec_augment
     bins = recipe.features.num_mel_bins
     features = keras.Input((None, bins), name="features")
+    x = features
+    if config.band_norm:
+        x = band_mean_normalised(features)
     x = spec_augment_class()(augment.freq_masks, augment.freq_width, augment.time_masks, augment.time_width,
-                             seed=recipe.train.seed, name="spec_augment")(features)
+                             seed=recipe.train.seed, name="spec_augment")(x)
     kind = encoder_kind(config.encoder)
     if kind == "run":
         mask = frame_mask(features, encoder.time_steps)

@@ -257,4 +257,5 @@ class AudioClassificationPredictor(Predictor):
     @classmethod
     def format_prediction(cls, result):
         ranked = ", ".join(f"{item['label']} {item['probability']:.3f}" for item in result["top_k"])
-        return f"{result['input']}: {ranked} ({len(result['windows'])} windows, {result['audio_seconds']:g} s)"
+        count = len(result["windows"])
+        return f"{result['input']}: {ranked} ({count} window{'' if count == 1 else 's'}, {result['audio_seconds']:g} s)"

@@ -59,8 +59,8 @@ from toolkit.registry import Registry
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".mp3", ".gsm")
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val", "dev"), "test": ("test",)}
 describe("unreadable audio", "unreadable audio files")
-describe("shorter than min_seconds", "clips shorter than data.min_seconds")
-describe("longer than max_seconds", "clips longer than data.max_seconds", expected=True)
+describe("clip shorter than min_seconds", "clips shorter than data.min_seconds")
+describe("clip longer than max_seconds", "clips longer than data.max_seconds", expected=True)
 describe("unknown label", "clips whose label is not in data.classes")
 describe("empty label", "clips without a label")
 describe("audio file missing", "manifest rows whose audio file is missing")
@@ -130,11 +130,11 @@ def make_clip(uid, label, speaker, config, report, where, path=None, audio=None,
         audio = resample(np.asarray(audio, np.float32).reshape(-1), rate, config.sample_rate)
     seconds = audio.size / config.sample_rate
     if audio.size == 0 or seconds < config.min_seconds:
-        count_skip(report, where, "shorter than min_seconds", config.on_error,
+        count_skip(report, where, "clip shorter than min_seconds", config.on_error,
                    detail=f"{seconds:.3f} s < {config.min_seconds:g} s", fix="remove it or lower data.min_seconds")
         return None
     if seconds > config.max_seconds:
-        count_skip(report, where, "longer than max_seconds", config.on_error,
+        count_skip(report, where, "clip longer than max_seconds", config.on_error,
                    detail=f"{seconds:.1f} s > {config.max_seconds:g} s", fix="raise data.max_seconds")
         return None
     return AudioClip(str(uid), audio, label, str(speaker), str(group))
@@ -402,7 +402,44 @@ def load_asterisk_language(config, seed):
             splits[split].append(clip)
     provenance = f"spoken language identification over {ORIGIN}"
     info = {"split_rule": rules, "test_speakers": dict(settings.test_speakers)}
+    if settings.synthetic_per_language:
+        directory = synthesize_prompt_voices(config)
+        read_synthetic(directory, config, splits, reports)
+        provenance += (f"; plus {settings.synthetic_per_language} training clips per language spoken by espeak-ng "
+                       "voices from the transcripts of training prompts")
+        info["synthetic"] = directory
     return finish_audio(splits, reports, config, seed, provenance, info, class_names=list(settings.languages))
+
+
+def synthesize_prompt_voices(config):
+    """espeak-ng voices (male and female variants, random speeds and pitches) reading the transcripts of the
+    training prompts (`_prompt_split` train) in each language of data.asterisk (cached by settings)."""
+    from toolkit.data.asterisk import fetch_asterisk, read_transcripts
+    from toolkit.data.fetch import data_cache
+    from toolkit.tasks.audio_classification.config import DIGIT_VARIANTS, DIGIT_VOICES
+
+    settings = config.asterisk
+    root = fetch_asterisk(settings.path, download=config.download)
+    random = np.random.RandomState(settings.seed)
+    plan = []
+    for language in settings.languages:
+        texts, _ = read_transcripts(root, language)
+        texts = [text for name, text in sorted(texts.items()) if _prompt_split(name) == "train"
+                 and not name.startswith(("digits/", "letters/", "phonetic/"))]
+        if not texts:
+            raise DataError(f"data.asterisk.synthetic_per_language: no {language} transcripts in {root} "
+                            f"(asterisk-core-sounds-{language}); fetch them with: toolkit data fetch asterisk")
+        for index in range(settings.synthetic_per_language):
+            voices = DIGIT_VOICES[language]
+            variant = DIGIT_VARIANTS[random.randint(len(DIGIT_VARIANTS))]
+            plan.append({"id": f"{language}-{index:04d}", "split": "train", "label": language, "group": "espeak",
+                         "text": texts[random.randint(len(texts))][:300],
+                         "voice": voices[random.randint(len(voices))] + (f"+{variant}" if variant else ""),
+                         "speed": int(random.randint(130, 200)), "pitch": int(random.randint(20, 80))})
+    blob = json.dumps({"format": DIGITS_FORMAT, "plan": plan, "rate": config.sample_rate}, sort_keys=True)
+    directory = os.path.join(data_cache("audio"), f"prompt-voices-{hashlib.sha256(blob.encode()).hexdigest()[:12]}")
+    return synthesize_clips(directory, plan, config.sample_rate,
+                            f"voices reading Asterisk training prompts in {', '.join(settings.languages)}")
 
 
 # ------------------------------------------------------------------- spoken digits
@@ -441,29 +478,28 @@ def digits_cache_dir(config):
     return os.path.join(data_cache("audio"), f"digits-{hashlib.sha256(blob.encode()).hexdigest()[:12]}")
 
 
-def synthesize_digits(config, log=None):
-    """Speaks the training and validation digits with espeak-ng into a manifest folder (written once, atomically);
-    returns its directory (manifest.csv: path,label,speaker,split,group)."""
+def synthesize_clips(directory, plan, sample_rate, what, log=None):
+    """Speaks `plan` (items with id, text, voice, speed, pitch, label, split, group) with espeak-ng into a manifest
+    folder, written once and atomically (an interrupted run leaves nothing); returns `directory`, whose
+    manifest.csv (path,label,speaker,split,group) the `manifest` reader reads too; `what` (one line) goes into its
+    SOURCE.txt for `toolkit data list`."""
     import concurrent.futures
 
     from toolkit.atomic import atomic_path
     from toolkit.data.audio_io import read_audio, write_wav
     from toolkit.tasks.speech_recognition.sources import check_voices, run_espeak
 
-    directory = digits_cache_dir(config)
     if os.path.isfile(os.path.join(directory, "manifest.csv")):
         return directory
-    plan = _digit_plan(config.digits)
     check_voices(sorted({item["voice"] for item in plan}))
-    (log or (lambda message: None))(f"speaking {len(plan)} digits with espeak-ng into {directory}")
+    (log or (lambda message: None))(f"speaking {len(plan)} clips with espeak-ng into {directory}")
 
     def speak(item, root):
         raw = os.path.join(root, "raw", item["id"] + ".wav")
-        run_espeak(item["digit"], item["voice"], item["speed"], item["pitch"], raw)
+        run_espeak(item["text"], item["voice"], item["speed"], item["pitch"], raw)
         wave, rate = read_audio(raw)
         os.remove(raw)
-        write_wav(os.path.join(root, "wavs", item["id"] + ".wav"), resample(wave, rate, config.sample_rate),
-                  config.sample_rate)
+        write_wav(os.path.join(root, "wavs", item["id"] + ".wav"), resample(wave, rate, sample_rate), sample_rate)
 
     with atomic_path(directory, directory=True) as tmp:
         os.makedirs(os.path.join(tmp, "raw"))
@@ -471,13 +507,34 @@ def synthesize_digits(config, log=None):
         with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as executor:
             list(executor.map(lambda item: speak(item, tmp), plan))
         os.rmdir(os.path.join(tmp, "raw"))
+        with open(os.path.join(tmp, "SOURCE.txt"), "w", encoding="utf-8") as f:
+            f.write(f"espeak-ng {what}: {len(plan)} clips at {sample_rate} Hz\n")
         with open(os.path.join(tmp, "manifest.csv"), "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["path", "label", "speaker", "split", "group"])
             for item in plan:
-                writer.writerow([f"wavs/{item['id']}.wav", item["digit"], item["voice"], item["split"],
-                                 item["language"]])
+                writer.writerow([f"wavs/{item['id']}.wav", item["label"], item["voice"], item["split"],
+                                 item["group"]])
     return directory
+
+
+def synthesize_digits(config, log=None):
+    """Speaks the training and validation digits with espeak-ng (cached); returns the corpus directory."""
+    plan = [dict(item, text=item["digit"], label=item["digit"], group=item["language"])
+            for item in _digit_plan(config.digits)]
+    return synthesize_clips(digits_cache_dir(config), plan, config.sample_rate,
+                            f"digits 0-9 in {', '.join(config.digits.languages)}", log)
+
+
+def read_synthetic(directory, config, splits, reports):
+    """Adds the clips of a `synthesize_clips` folder to `splits` (checked like any file)."""
+    with open(os.path.join(directory, "manifest.csv"), encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            path = os.path.join(directory, row["path"])
+            clip = make_clip(row["path"], row["label"], row["speaker"], config, reports[row["split"]], path,
+                             path=path, group=row["group"])
+            if clip is not None:
+                splits[row["split"]].append(clip)
 
 
 @AUDIO_CLASS_SOURCES.register("spoken_digits")
@@ -490,13 +547,7 @@ def load_spoken_digits(config, seed):
     directory = synthesize_digits(config)
     splits = {name: [] for name in SPLITS}
     reports = {name: empty_report() for name in SPLITS}
-    with open(os.path.join(directory, "manifest.csv"), encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            path = os.path.join(directory, row["path"])
-            clip = make_clip(row["path"], row["label"], row["speaker"], config, reports[row["split"]], path,
-                             path=path, group=row["group"])
-            if clip is not None:
-                splits[row["split"]].append(clip)
+    read_synthetic(directory, config, splits, reports)
     wanted = {f"digits/{digit}" for digit in DIGIT_CLASSES}
     for prompt in read_prompts(config.asterisk.path, settings.languages, download=config.download):
         if prompt.name in wanted:

@@ -22,7 +22,7 @@ Example:
 """
 
 import os
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
@@ -53,6 +53,9 @@ class AudioModelConfig(StrictModel):
                                                                             "run: encoders use attention)")
     attention_units: PositiveInt = Field(64, description="hidden units of attention pooling")
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="dropout before the softmax")
+    band_norm: bool = Field(False, description="subtract each mel band's mean over the window's frames (cepstral "
+                                               "mean normalisation): removes the channel's and part of the "
+                                               "speaker's spectral envelope")
 
     @field_validator("encoder")
     @classmethod
@@ -192,6 +195,7 @@ class AudioClassificationTask(Task):
     def build_inputs(self, split, training=False):
         import tensorflow as tf
 
+        from toolkit.data.audio_io import gsm_round_trip
         from toolkit.tasks.audio.windows import numpy_windows
 
         clips = self.data.splits.get(split) or []
@@ -209,6 +213,8 @@ class AudioClassificationTask(Task):
         if training:
             noise = self.recipe.data.noise
             bank = self._noise_bank() if noise.probability > 0 else None
+            speed = tuple(self.recipe.data.speed_perturb)
+            gsm, rate = self.recipe.data.gsm_probability, self.recipe.data.sample_rate
             epoch = [0]
 
             def generator():
@@ -216,7 +222,12 @@ class AudioClassificationTask(Task):
                 epoch[0] += 1
                 for position in random.permutation(len(clips)):
                     clip = clips[position]
-                    wave = crop(clip.audio, window, random)
+                    factor = random.uniform(*speed) if speed != (1.0, 1.0) else 1.0
+                    wave = crop(clip.audio, int(round(window * factor)), random)
+                    if factor != 1.0:
+                        wave = change_speed(wave, factor)[:window]
+                    if gsm and random.rand() < gsm:
+                        wave = gsm_round_trip(wave, rate)
                     if noise.probability and random.rand() < noise.probability:
                         wave = mix_noise(wave, random, noise.snr_db, bank)
                     padded = np.zeros(window, np.float32)
@@ -452,6 +463,13 @@ def crop(wave, window, random):
         return np.asarray(wave, np.float32)
     start = random.randint(len(wave) - window + 1)
     return np.asarray(wave[start:start + window], np.float32)
+
+
+def change_speed(wave, factor):
+    """`wave` played `factor` times faster (linear interpolation): tempo and pitch change together."""
+    size = max(1, int(round(len(wave) / factor)))
+    positions = np.arange(size) * factor
+    return np.interp(positions, np.arange(len(wave)), wave).astype(np.float32)
 
 
 def mix_noise(wave, random, snr_db, bank=None):
