@@ -28,11 +28,15 @@
    `toolkit serve` load test over loopback (throughput, p50/p99).
 9. Object detection (bench/detection.py): the fashion_detection recipe's COCO mAP, parity after NMS, the
    int8 mAP delta, ONNX latency with NMS and `toolkit predict x.onnx` end to end (about 25 minutes).
+10. Speech on real speech (bench/asterisk_speech.py): WER/CER on the held-out Asterisk PBX prompts of the
+   espeak_ctc model, of it fine-tuned on the Asterisk training prompts (asterisk_finetune) and of
+   pocketsphinx's own English model, greedy and lexicon decoding, with lexicon coverage.
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
-runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment|detection,
+runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment|detection|asterisk_speech,
 --translation-run DIR / --speech-run DIR / --deployment-run DIR / --detection-run DIR (report a
 finished bible_en_es / espeak_ctc / fashion_mnist / fashion_detection run instead of training one),
+--asterisk-espeak-run DIR / --asterisk-finetune-run DIR (finished espeak_ctc / asterisk_finetune runs),
 --detection-backbone-run DIR (also train the detector on that classifier's backbone).
 """
 
@@ -201,7 +205,8 @@ def bench_startup(onnx_path, repeats):
     }
 
 
-PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment", "detection"]
+PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment", "detection",
+         "asterisk_speech"]
 
 
 def main():
@@ -215,6 +220,10 @@ def main():
     parser.add_argument("--deployment-run", help="a finished fashion_mnist run to export (TFLite too), benchmark "
                                                  "and serve instead of training one")
     parser.add_argument("--detection-run", help="a finished fashion_detection run to report instead of training one")
+    parser.add_argument("--asterisk-espeak-run", help="a finished espeak_ctc run for asterisk_speech (default: train "
+                                                      "one, or reuse --speech-run)")
+    parser.add_argument("--asterisk-finetune-run", help="a finished asterisk_finetune run for asterisk_speech "
+                                                        "(default: fine-tune the espeak_ctc run)")
     parser.add_argument("--detection-backbone-run", help="a finished fashion_mnist classifier run: also train the "
                                                          "detector on its backbone (run:)")
     args = parser.parse_args()
@@ -261,6 +270,11 @@ def main():
         import detection
 
         results["detection"] = detection.bench_detection(args.quick, args.detection_run, args.detection_backbone_run)
+    if "asterisk_speech" in parts:
+        import asterisk_speech
+
+        results["asterisk_speech"] = asterisk_speech.bench_asterisk_speech(
+            args.quick, args.asterisk_espeak_run or args.speech_run, args.asterisk_finetune_run)
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
@@ -280,6 +294,9 @@ def main():
     import detection
 
     print(detection.table(results))
+    import asterisk_speech
+
+    print(asterisk_speech.table(results))
 
 
 def table(results):

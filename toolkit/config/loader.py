@@ -159,7 +159,7 @@ def absolutize_paths(recipe):
     if data.path and "://" not in data.path:
         data.path = os.path.abspath(os.path.expanduser(data.path))
     model = recipe.model
-    for field in ("backbone", "weights"):
+    for field in ("backbone", "weights", "init"):  # init: the speech CTC model's run:
         value = getattr(model, field, None)
         if not isinstance(value, str):
             continue

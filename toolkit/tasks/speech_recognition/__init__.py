@@ -14,7 +14,7 @@ from toolkit.tasks.predictor import PREDICTORS
 
 TASKS.register_lazy("speech_recognition", "toolkit.tasks.speech_recognition.task:SpeechRecognitionTask")
 PREDICTORS.register_lazy("speech_recognition", "toolkit.tasks.speech_recognition.predictor:SpeechRecognitionPredictor")
-register_saved_layer("toolkit>SpecAugment", "toolkit.tasks.speech_recognition.task:spec_augment_class")
+register_saved_layer("toolkit>SpecAugment", "toolkit.tasks.audio.layers:spec_augment_class")
 register_saved_layer("toolkit>HubWhisper", "toolkit.text_generation:hub_whisper_layer_class")
 register_data_verb(DataVerb(
     name="synth-speech", help="speak a synthetic speech corpus with espeak-ng",

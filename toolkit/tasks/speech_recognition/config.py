@@ -107,7 +107,7 @@ class EspeakConfig(StrictModel):
 class SpeechDataConfig(DataConfig):
     """Speech: (waveform, transcript) utterances."""
 
-    source: str = Field("espeak", description="data source: espeak, folder, pocketsphinx or tfds (toolkit list sources)")
+    source: str = Field("espeak", description="data source: espeak, folder, asterisk, pocketsphinx or tfds (toolkit list sources)")
     sample_rate: PositiveInt = Field(16000, description="audio is resampled to this rate (Hz)")
     max_seconds: PositiveFloat = Field(12.0, description="longer utterances are skipped (and counted)")
     espeak: EspeakConfig = Field(default_factory=EspeakConfig, description="espeak: the synthetic corpus")

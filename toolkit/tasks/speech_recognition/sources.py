@@ -12,6 +12,19 @@
   pocketsphinx-testdata (5 "cards" commands, 5 LibriVox sentences of Sense
   and Sensibility), all as the test split: an out-of-domain test set, with
   empty train and validation splits.
+- `asterisk`: real human speech, the English Asterisk PBX prompts (Debian
+  packages asterisk-core-sounds-en-wav and asterisk-core-sounds-en,
+  CC-BY-SA-3.0; one professional speaker, en_US_f_Allison, 8 kHz telephone
+  prompts; `toolkit data fetch asterisk`, read by `toolkit.data.asterisk`)
+  with their transcripts, split 80/10/10 by a hash of the prompt name (the
+  same split whatever the seed and whichever other prompts exist). Tones and
+  sounds (`[ascending tones]`, `<beep>`) are dropped; notes `(...)` and
+  symbol annotations `[@]` are removed from transcripts, `*` and `#` read
+  "star" and "pound", and numbers are spelled out in English words
+  (`toolkit.tasks.speech_recognition.spoken_numbers`: cardinals, decimals,
+  ordinals). `data.path` may name another unpacked root (every package
+  folder of `toolkit.data.asterisk.PACKAGES` present, or fetched there when
+  `data.download`).
 - `espeak`: a synthetic corpus spoken by espeak-ng with many voices, speeds
   and pitches (`data.espeak`), generated once into an LJSpeech-style folder
   cache and read back with the folder reader. The test split is spoken only
@@ -39,7 +52,7 @@ Example:
 >>> from toolkit.tasks.speech_recognition.sources import SPEECH_SOURCES
 >>> from toolkit.tasks.speech_recognition.config import DEFAULT_VOCABULARY, SpeechDataConfig
 >>> SPEECH_SOURCES.names()
-['datasets', 'espeak', 'folder', 'pocketsphinx', 'tfds']
+['asterisk', 'datasets', 'espeak', 'folder', 'pocketsphinx', 'tfds', 'tfrecord']
 >>> root = tempfile.mkdtemp()
 >>> os.mkdir(os.path.join(root, "wavs"))
 >>> words = "zero one two three four five six seven eight nine".split()
@@ -399,6 +412,81 @@ def load_pocketsphinx(config, seed, vocabulary):
             "validation": "empty: test set only", "sets": [name for name, _ in POCKETSPHINX_SETS]}
     splits = {"train": [], "validation": [], "test": test}
     return finish_speech(splits, {"test": report}, config, seed, provenance, info, require_train=False)
+
+
+# ---------------------------------------------------------------------- asterisk
+
+ASTERISK_VOICE = "en_US_f_Allison"
+ASTERISK_SPLITS = (("train", 80), ("validation", 90), ("test", 100))  # cumulative percent of the name hash
+ASTERISK_KEYS = {"*": " star ", "#": " pound "}  # how the prompts read the telephone keys
+_ASTERISK_NOTES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|<[^<>]*>")  # (notes), [symbols], <sounds>
+
+
+def asterisk_split(name):
+    """"train", "validation" or "test" of a prompt, from a hash of its name alone (80/10/10): a prompt stays in its
+    split whatever the seed and whichever other prompts exist.
+
+    Example:
+
+    >>> asterisk_split("vm-goodbye") == asterisk_split("vm-goodbye")
+    True
+    """
+    bucket = int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16) % 100
+    return next(split for split, below in ASTERISK_SPLITS if bucket < below)
+
+
+def asterisk_transcript(text):
+    """A prompt transcript as spoken: editorial notes `(...)`, symbol annotations `[@]` and sounds `<beep>`
+    dropped, `*` and `#` read "star" and "pound", numbers spelled out (`toolkit.tasks.speech_recognition.spoken_numbers`).
+
+    Example:
+
+    >>> asterisk_transcript("Press 1 or # to exit. (simple tone sound plays)")
+    'Press one or pound to exit.'
+    """
+    from toolkit.tasks.speech_recognition.spoken_numbers import spell_numbers
+
+    text = _ASTERISK_NOTES.sub(" ", text)
+    for key, word in ASTERISK_KEYS.items():
+        text = text.replace(key, word)
+    return " ".join(spell_numbers(text).split())
+
+
+@SPEECH_SOURCES.register("asterisk")
+def load_asterisk(config, seed, vocabulary):
+    """Real human speech: the English Asterisk PBX prompts (Debian asterisk-core-sounds-en(-wav), voice
+    en_US_f_Allison, 8 kHz telephone prompts, CC-BY-SA-3.0) with their transcripts, split 80/10/10 by a hash of
+    the prompt name; numbers spelled out. Fetched with `toolkit data fetch asterisk` (data.path: another unpacked
+    root)."""
+    from toolkit.data.asterisk import read_prompts
+
+    root = os.path.abspath(os.path.expanduser(config.path)) if config.path else None
+    prompts = [p for p in read_prompts(root, languages=["en"], download=config.download)
+               if p.voice.name == ASTERISK_VOICE]
+    splits = {split: [] for split in SPLITS}
+    reports = {split: empty_report() for split in SPLITS}
+    sounds = 0
+    for prompt in prompts:
+        split = asterisk_split(prompt.name)
+        raw = prompt.text or ""
+        if raw.strip() and not normalize_transcript(_ASTERISK_NOTES.sub(" ", raw)):
+            sounds += 1  # "<beep ascending>": a sound, not speech, like the bracketed tones read_prompts drops
+            continue
+        utterance = make_utterance(prompt.name, asterisk_transcript(raw), prompt.voice.name, config, vocabulary,
+                                   reports[split], f"{prompt.path} (transcript {raw.strip()[:60]!r})",
+                                   audio_path=prompt.path)
+        if utterance is not None:
+            splits[split].append(utterance)
+    if not splits["train"] and not splits["test"]:
+        where = os.path.join(root or "$TOOLKIT_HOME/data/asterisk", "asterisk-core-sounds-en-wav")
+        raise _no_usable(where, reports, "test" if reports["test"]["skipped"] else "train")
+    provenance = ("real speech: Asterisk PBX prompts, Debian packages asterisk-core-sounds-en-wav and "
+                  "asterisk-core-sounds-en 1.6.1 (Digium, CC-BY-SA-3.0), voice en_US_f_Allison (one professional "
+                  "speaker, 8 kHz telephone prompts), split 80/10/10 by a hash of the prompt name, numbers spelled out")
+    info = {"path": root or "default (toolkit data fetch asterisk)", "voice": ASTERISK_VOICE, "prompts": len(prompts),
+            "sounds_dropped": sounds, "split": "80/10/10 by sha256 of the prompt name (seed-independent)",
+            "validation": "prompts of the same speaker, other names"}
+    return finish_speech(splits, reports, config, seed, provenance, info, require_train=False)
 
 
 # -------------------------------------------------------------------------- TFDS

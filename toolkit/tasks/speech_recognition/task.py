@@ -40,7 +40,6 @@ import numpy as np
 from pydantic import (
     Field,
     NonNegativeFloat,
-    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     field_validator,
@@ -50,6 +49,8 @@ from pydantic import (
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.data.audio_features import features_of, log_mel
 from toolkit.errors import DataError
+from toolkit.tasks.audio.config import FeatureConfig, SpecAugmentConfig
+from toolkit.tasks.audio.layers import spec_augment_class
 from toolkit.tasks.base import Task
 from toolkit.tasks.speech_recognition.config import DEFAULT_VOCABULARY, SpeechDataConfig
 from toolkit.tasks.speech_recognition.decoding import BLANK, text_to_ids
@@ -57,26 +58,6 @@ from toolkit.tasks.speech_recognition.predictor import SpeechRecognitionPredicto
 from toolkit.tasks.speech_recognition.sources import SPEECH_SOURCES
 
 # ----------------------------------------------------------------------- recipe
-
-
-class FeatureConfig(StrictModel):
-    """Log-mel spectrogram computed inside the model's graph."""
-
-    num_mel_bins: PositiveInt = Field(80, description="mel bands")
-    frame_ms: PositiveFloat = Field(25.0, description="analysis window (ms)")
-    step_ms: PositiveFloat = Field(10.0, description="hop between frames (ms)")
-    fft_length: PositiveInt = Field(512, description="FFT size (>= the window in samples)")
-    lower_hz: float = Field(20.0, ge=0.0, description="lowest mel band edge (Hz)")
-    upper_hz: PositiveFloat = Field(7600.0, description="highest mel band edge (Hz, below sample_rate / 2)")
-
-
-class SpecAugmentConfig(StrictModel):
-    """SpecAugment masks, applied during training only."""
-
-    freq_masks: NonNegativeInt = Field(2, description="frequency masks per utterance")
-    freq_width: NonNegativeInt = Field(10, description="max mel bands per frequency mask")
-    time_masks: NonNegativeInt = Field(2, description="time masks per utterance")
-    time_width: NonNegativeInt = Field(12, description="max frames per time mask")
 
 
 class AcousticModelConfig(StrictModel):
@@ -95,11 +76,22 @@ class AcousticModelConfig(StrictModel):
         None, description="hub:<preset or local preset dir> of a KerasHub Whisper model to evaluate (train.epochs: 0) "
                           "or fine-tune instead of the CTC network; the sizes above are then unused")
 
+    init: Optional[str] = Field(
+        None, description="run:<run dir> of a finished speech_recognition CTC run with the same vocabulary, "
+                          "sample rate, features and sizes: its whole network's weights start this run (fine-tuning)")
+
     @field_validator("pretrained")
     @classmethod
     def _check_pretrained(cls, value):
         if value is not None and (not value.startswith("hub:") or len(value) == 4):
             raise ValueError(f"{value!r}: write hub:<preset name or local preset dir>, e.g. hub:whisper_tiny_en")
+        return value
+
+    @field_validator("init")
+    @classmethod
+    def _check_init(cls, value):
+        if value is not None and (not value.startswith("run:") or len(value) == 4):
+            raise ValueError(f"{value!r}: write run:<run directory>, e.g. run:saved_models/espeak_ctc")
         return value
 
 
@@ -146,6 +138,9 @@ class SpeechRecognitionRecipe(Recipe):
             raise ValueError(f"vocabulary: {self.vocabulary!r} must list each character once")
         if self.train.fine_tune.frozen_epochs:
             raise ValueError("train.fine_tune.frozen_epochs: the acoustic model is trained whole; set it to 0")
+        if self.model.pretrained and self.model.init:
+            raise ValueError("model.init: starts a CTC network from a run; model.pretrained uses Whisper instead; "
+                             "give one of them")
         if self.model.pretrained and self.decoding.method == "lexicon":
             raise ValueError("decoding.method: lexicon decodes CTC logits; Whisper (model.pretrained) decodes "
                              "tokens, use greedy or beam")
@@ -162,60 +157,6 @@ class SpeechRecognitionRecipe(Recipe):
             raise ValueError(f"features.upper_hz ({self.features.upper_hz}) is above half the sample rate "
                              f"({self.data.sample_rate / 2:g}); lower it")
         return self
-
-
-# ---------------------------------------------------------------------- layers
-
-_LAYERS = {}
-
-
-def spec_augment_class():
-    """`toolkit>SpecAugment`: frequency and time masks on features, in training only (registered on first use)."""
-    if "spec" in _LAYERS:
-        return _LAYERS["spec"]
-    import keras
-
-    @keras.saving.register_keras_serializable(package="toolkit")
-    class SpecAugment(keras.layers.Layer):
-        def __init__(self, freq_masks=2, freq_width=10, time_masks=2, time_width=12, seed=None, **kwargs):
-            super().__init__(**kwargs)
-            self.freq_masks, self.freq_width = freq_masks, freq_width
-            self.time_masks, self.time_width = time_masks, time_width
-            self.seed = seed
-            self.generator = keras.random.SeedGenerator(seed)
-
-        def _masks(self, count, width, size, batch):
-            from keras import ops
-
-            keep = ops.ones((batch, size))
-            positions = ops.arange(size)[None, :]
-            for _ in range(count):
-                span = ops.floor(keras.random.uniform((batch, 1), seed=self.generator) * (width + 1))
-                room = ops.maximum(ops.cast(size, "float32") - span, 1.0)
-                start = ops.floor(keras.random.uniform((batch, 1), seed=self.generator) * room)
-                span, start = ops.cast(span, "int32"), ops.cast(start, "int32")
-                inside = ops.logical_and(positions >= start, positions < start + span)
-                keep = keep * ops.cast(ops.logical_not(inside), keep.dtype)
-            return keep
-
-        def call(self, features, training=False):
-            from keras import ops
-
-            if not training:
-                return features
-            batch, frames, bins = ops.shape(features)[0], ops.shape(features)[1], ops.shape(features)[2]
-            if self.freq_masks and self.freq_width:
-                features = features * self._masks(self.freq_masks, self.freq_width, bins, batch)[:, None, :]
-            if self.time_masks and self.time_width:
-                features = features * self._masks(self.time_masks, self.time_width, frames, batch)[:, :, None]
-            return features
-
-        def get_config(self):
-            return {**super().get_config(), "freq_masks": self.freq_masks, "freq_width": self.freq_width,
-                    "time_masks": self.time_masks, "time_width": self.time_width, "seed": self.seed}
-
-    _LAYERS["spec"] = SpecAugment
-    return SpecAugment
 
 
 # ------------------------------------------------------------------------- task
@@ -256,11 +197,78 @@ class SpeechRecognitionTask(Task):
         elif recipe.decoding.lexicon != "train":
             check_file("decoding.lexicon", recipe.decoding.lexicon, "a text file with one word per line, or train "
                        "(the words of the training transcripts)")
+        if recipe.model.init:
+            self.init_metadata()
         if recipe.data.source == "espeak":
             from toolkit.tasks.speech_recognition.sources import check_voices
 
             espeak = recipe.data.espeak
             check_voices(list(espeak.voices) + list(espeak.test_voices))
+
+    # Architecture settings that shape the weights (dropout and SpecAugment do not).
+    INIT_MODEL_KEYS = ("conv_filters", "conv_kernel", "time_stride", "rnn", "rnn_units", "rnn_layers")
+
+    def init_metadata(self):
+        """The metadata of the `model.init` run, checked to be a CTC speech run this network can start from.
+
+        Raises:
+            RecipeError: one line naming the run, what differs and how to fix it.
+        """
+        import json
+
+        from toolkit.errors import RecipeError
+        from toolkit.references import run_metadata
+
+        directory = self.recipe.model.init[4:]
+        field = "model.init"
+        metadata = run_metadata(field, directory)
+        if metadata.get("task") != self.name:
+            raise RecipeError(f"{field}: run:{directory} is a {metadata.get('task', 'unknown')} run; model.init takes "
+                              "a speech_recognition CTC run (e.g. run:saved_models/espeak_ctc)")
+        if metadata.get("whisper") or (metadata.get("model") or {}).get("pretrained"):
+            raise RecipeError(f"{field}: run:{directory} is a Whisper run; model.init takes a CTC run (fine-tune a "
+                              "Whisper run's preset with model.pretrained instead)")
+        recipe = self.recipe
+        theirs_model = metadata.get("model") or {}
+        mine = {"vocabulary": recipe.vocabulary, "data.sample_rate": recipe.data.sample_rate,
+                **{f"features.{key}": value for key, value in recipe.features.model_dump(mode="json").items()},
+                **{f"model.{key}": value for key, value in recipe.model.model_dump(mode="json").items()
+                   if key in self.INIT_MODEL_KEYS}}
+        theirs = {"vocabulary": metadata.get("vocabulary"), "data.sample_rate": metadata.get("sample_rate"),
+                  **{f"features.{key}": value for key, value in (metadata.get("features") or {}).items()},
+                  **{f"model.{key}": theirs_model.get(key) for key in self.INIT_MODEL_KEYS}}
+        differ = [key for key in mine if json.dumps(mine[key]) != json.dumps(theirs.get(key))
+                  and not (isinstance(mine[key], (int, float)) and isinstance(theirs.get(key), (int, float))
+                           and float(mine[key]) == float(theirs[key]))]
+        if differ:
+            shown = ", ".join(f"{key} {theirs.get(key)!r} there, {mine[key]!r} here" for key in differ[:4])
+            raise RecipeError(f"{field}: run:{directory} is not compatible with this recipe ({shown}); set the same "
+                              "vocabulary, data.sample_rate, features and model sizes as that run")
+        return metadata
+
+    def _initialise_from_run(self, model):
+        """Copies every weight of the `model.init` run's network into `model` (same layer names and shapes)."""
+        from toolkit.errors import RecipeError
+        from toolkit.model_io import load_keras_file
+
+        self.init_metadata()
+        directory = self.recipe.model.init[4:]
+        source = load_keras_file(os.path.join(directory, "model.keras"))
+        theirs = {layer.name: layer for layer in source.layers}
+        copied = 0
+        for layer in model.layers:
+            if not layer.weights or layer.name == "spec_augment":  # its seed state is not a weight to learn
+                continue
+            other = theirs.get(layer.name)
+            shapes = [tuple(w.shape) for w in layer.weights]
+            if other is None or [tuple(w.shape) for w in other.weights] != shapes:
+                raise RecipeError(f"model.init: run:{directory} has no layer {layer.name!r} of weight shapes {shapes}; "
+                                  "set the same vocabulary, features and model sizes as that run")
+            layer.set_weights(other.get_weights())
+            copied += 1
+        if not copied:
+            raise RecipeError(f"model.init: run:{directory}: no weights to copy; give a trained CTC run")
+        return copied
 
     @property
     def whisper(self):
@@ -399,7 +407,10 @@ class SpeechRecognitionTask(Task):
         # constant here becomes an extra ONNX input).
         blank = ops.one_hot(ops.cast(speech[:, :, 0] * 0.0, "int32") + BLANK, len(self.recipe.vocabulary) + 1)
         logits = ops.where(speech > 0, logits, (blank - 1.0) * 1e4)
-        return keras.Model(features, logits, name=f"{self.recipe.name or 'speech'}_ctc")
+        model = keras.Model(features, logits, name=f"{self.recipe.name or 'speech'}_ctc")
+        if config.init:
+            self._initialise_from_run(model)
+        return model
 
     def backbone_layer(self, model):
         return model
