@@ -20,6 +20,9 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	-$(VENV)/bin/toolkit data fetch nuclei
 	@# Offline MovieLens-100k from the recbole wheel (PyPI), never committed; also fetched on first use.
 	-$(VENV)/bin/toolkit data fetch movielens
+	@# Real recorded speech (Asterisk PBX prompts, 5 languages): Debian packages fetched with apt-get download and
+	@# unpacked into the data cache without root; also fetched on first use.
+	-$(VENV)/bin/toolkit data fetch asterisk
 	touch $(STAMP)
 
 # Debian data packages: installed when running as root with apt (CI, containers).

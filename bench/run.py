@@ -31,13 +31,18 @@
 10. Speech on real speech (bench/asterisk_speech.py): WER/CER on the held-out Asterisk PBX prompts of the
    espeak_ctc model, of it fine-tuned on the Asterisk training prompts (asterisk_finetune) and of
    pocketsphinx's own English model, greedy and lexicon decoding, with lexicon coverage.
+11. Audio classification (bench/audio_classification.py): language identification on the Asterisk prompts with
+   held-out speakers, spoken digits trained on espeak-ng and tested on real digits, the realtime factor of every
+   export at batch 1 (about an hour).
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
-runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment|detection|asterisk_speech,
+runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment|detection|asterisk_speech|
+audio_classification,
 --translation-run DIR / --speech-run DIR / --deployment-run DIR / --detection-run DIR (report a
 finished bible_en_es / espeak_ctc / fashion_mnist / fashion_detection run instead of training one),
 --asterisk-espeak-run DIR / --asterisk-finetune-run DIR (finished espeak_ctc / asterisk_finetune runs),
---detection-backbone-run DIR (also train the detector on that classifier's backbone).
+--detection-backbone-run DIR (also train the detector on that classifier's backbone),
+--language-run DIR / --digits-run DIR (finished asterisk_language / spoken_digits runs).
 """
 
 import argparse
@@ -206,7 +211,7 @@ def bench_startup(onnx_path, repeats):
 
 
 PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment", "detection",
-         "asterisk_speech"]
+         "asterisk_speech", "audio_classification"]
 
 
 def main():
@@ -224,6 +229,8 @@ def main():
                                                       "one, or reuse --speech-run)")
     parser.add_argument("--asterisk-finetune-run", help="a finished asterisk_finetune run for asterisk_speech "
                                                         "(default: fine-tune the espeak_ctc run)")
+    parser.add_argument("--language-run", help="a finished asterisk_language run for audio_classification")
+    parser.add_argument("--digits-run", help="a finished spoken_digits run for audio_classification")
     parser.add_argument("--detection-backbone-run", help="a finished fashion_mnist classifier run: also train the "
                                                          "detector on its backbone (run:)")
     args = parser.parse_args()
@@ -275,6 +282,11 @@ def main():
 
         results["asterisk_speech"] = asterisk_speech.bench_asterisk_speech(
             args.quick, args.asterisk_espeak_run or args.speech_run, args.asterisk_finetune_run)
+    if "audio_classification" in parts:
+        import audio_classification
+
+        results["audio_classification"] = audio_classification.bench_audio_classification(
+            args.quick, args.language_run, args.digits_run)
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
@@ -297,6 +309,9 @@ def main():
     import asterisk_speech
 
     print(asterisk_speech.table(results))
+    import audio_classification
+
+    print(audio_classification.table(results))
 
 
 def table(results):

@@ -360,7 +360,6 @@ def test_predict_in_every_runtime_names_the_windows(tiny_run, tmp_path):
 
     write_wav(path, load_audio(clip, 22050), 22050)
     from toolkit import api
-
     from toolkit.tasks.audio.windows import window_starts
 
     seconds = load_audio(str(path), RATE).size / RATE

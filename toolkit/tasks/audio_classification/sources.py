@@ -397,7 +397,7 @@ def load_asterisk_language(config, seed):
             rules[language] = "one speaker: split by prompt name 80/10/10"
             split = _prompt_split(prompt.name)
         clip = make_clip(f"{prompt.voice.name}/{prompt.name}", language, prompt.voice.speaker, config,
-                         reports[split], prompt.path, path=prompt.path, group=prompt.voice.speaker)
+                         reports[split], prompt.path, path=prompt.path)
         if clip is not None:
             splits[split].append(clip)
     provenance = f"spoken language identification over {ORIGIN}"

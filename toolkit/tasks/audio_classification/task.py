@@ -298,6 +298,10 @@ class AudioClassificationTask(Task):
             "hop_seconds": data.hop_seconds,
             "aggregate": data.aggregate,
             "model": self.recipe.model.model_dump(),
+            # what the model card names as the backbone: the encoder, and where its weights came from
+            "backbone": {"reference": self.recipe.model.encoder,
+                         "weights_source": ("a speech recognition run's encoder, fine-tuned here"
+                                            if self.recipe.model.encoder.startswith("run:") else "trained here")},
             "top_k": min(self.recipe.export.top_k, len(self.class_names)),
             "data_provenance": self.data.provenance,
         }
