@@ -58,7 +58,7 @@ class AsteriskLanguageConfig(StrictModel):
 
     languages: list[Literal["en", "es", "fr", "it", "ru"]] = Field(
         default_factory=lambda: ["en", "es", "fr", "it", "ru"], description="languages (the classes)")
-    test_speakers: dict[str, str] = Field(
+    test_speakers: dict[Literal["en", "es", "fr", "it", "ru"], str] = Field(
         default_factory=lambda: {"es": "es-co", "fr": "armelle", "it": "carlo"},
         description="language -> the speaker held out as its test split (never heard in training); a language "
                     "without one (one speaker only) is split by prompt name instead")
