@@ -18,7 +18,8 @@ PACKAGE = os.path.join(REPO, "toolkit")
 # Lowest first. A module belongs to the layer of its longest matching prefix.
 LAYERS = [
     ("foundation", ["toolkit.errors", "toolkit.registry", "toolkit.atomic", "toolkit.quiet", "toolkit.progress",
-                    "toolkit.paths", "toolkit.devices", "toolkit.text_metrics", "toolkit.data.skips",
+                    "toolkit.paths", "toolkit.devices", "toolkit.text_metrics", "toolkit.classification_metrics",
+                    "toolkit.data.skips",
                     "toolkit.config.base", "toolkit.config.tasks"]),
     ("tables", ["toolkit.backbones.registry", "toolkit.export.formats", "toolkit.runtimes"]),
     ("config", ["toolkit.config"]),
