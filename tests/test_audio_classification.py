@@ -204,7 +204,7 @@ def test_asterisk_language_holds_out_test_speakers(tmp_path):
         AUDIO_CLASS_SOURCES.get("asterisk_language")(missing, seed=0)
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="Debian espeak-ng is not installed")
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="Debian espeak-ng is not installed (make test installs it as root; else apt-get install espeak-ng)")
 def test_asterisk_language_adds_espeak_voices_reading_training_transcripts(tmp_path):
     from toolkit.tasks.audio_classification.config import AudioClassDataConfig
     from toolkit.tasks.audio_classification.sources import AUDIO_CLASS_SOURCES, _prompt_split
@@ -224,7 +224,7 @@ def test_asterisk_language_adds_espeak_voices_reading_training_transcripts(tmp_p
         AUDIO_CLASS_SOURCES.get("asterisk_language")(french, seed=0)
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="Debian espeak-ng is not installed")
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="Debian espeak-ng is not installed (make test installs it as root; else apt-get install espeak-ng)")
 def test_spoken_digits_train_on_espeak_test_on_real_digits(tmp_path):
     from toolkit.tasks.audio_classification.config import AudioClassDataConfig
     from toolkit.tasks.audio_classification.sources import AUDIO_CLASS_SOURCES

@@ -31,3 +31,15 @@ class SpecAugmentConfig(StrictModel):
     freq_width: NonNegativeInt = Field(10, description="max mel bands per frequency mask")
     time_masks: NonNegativeInt = Field(2, description="time masks per utterance")
     time_width: NonNegativeInt = Field(12, description="max frames per time mask")
+
+
+def check_features(features, sample_rate):
+    """Raises ValueError (a recipe error) when `features` cannot run at `sample_rate`: an FFT shorter than the
+    analysis window, or a mel band above half the sample rate."""
+    frame = int(sample_rate * features.frame_ms / 1000)
+    if features.fft_length < frame:
+        raise ValueError(f"features.fft_length ({features.fft_length}) is below the window ({frame} samples at "
+                         f"{sample_rate} Hz); raise it to at least {frame}")
+    if features.upper_hz > sample_rate / 2:
+        raise ValueError(f"features.upper_hz ({features.upper_hz}) is above half the sample rate ({sample_rate / 2:g}); "
+                         "lower it")

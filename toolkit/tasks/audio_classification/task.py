@@ -30,7 +30,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_v
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.data.audio_features import log_mel
 from toolkit.errors import DataError
-from toolkit.tasks.audio.config import FeatureConfig, SpecAugmentConfig
+from toolkit.tasks.audio.config import FeatureConfig, SpecAugmentConfig, check_features
 from toolkit.tasks.audio_classification.config import AudioClassDataConfig
 from toolkit.tasks.audio_classification.predictor import AudioClassificationPredictor, clip_probabilities
 from toolkit.tasks.audio_classification.sources import AUDIO_CLASS_SOURCES
@@ -87,13 +87,7 @@ class AudioClassificationRecipe(Recipe):
 
     @model_validator(mode="after")
     def _check(self):
-        frame = int(self.data.sample_rate * self.features.frame_ms / 1000)
-        if self.features.fft_length < frame:
-            raise ValueError(f"features.fft_length ({self.features.fft_length}) is below the window ({frame} "
-                             f"samples at {self.data.sample_rate} Hz); raise it to at least {frame}")
-        if self.features.upper_hz > self.data.sample_rate / 2:
-            raise ValueError(f"features.upper_hz ({self.features.upper_hz}) is above half the sample rate "
-                             f"({self.data.sample_rate / 2:g}); lower it")
+        check_features(self.features, self.data.sample_rate)
         if self.data.window_seconds * 1000 < self.features.frame_ms:
             raise ValueError(f"data.window_seconds ({self.data.window_seconds}) is shorter than one feature frame "
                              f"({self.features.frame_ms} ms)")

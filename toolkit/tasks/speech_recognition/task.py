@@ -49,7 +49,7 @@ from pydantic import (
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.data.audio_features import features_of, log_mel
 from toolkit.errors import DataError
-from toolkit.tasks.audio.config import FeatureConfig, SpecAugmentConfig
+from toolkit.tasks.audio.config import FeatureConfig, SpecAugmentConfig, check_features
 from toolkit.tasks.audio.layers import spec_augment_class
 from toolkit.tasks.base import Task
 from toolkit.tasks.speech_recognition.config import DEFAULT_VOCABULARY, SpeechDataConfig
@@ -149,13 +149,7 @@ class SpeechRecognitionRecipe(Recipe):
                 raise ValueError(f"data.sample_rate: Whisper listens at 16000 Hz, not {self.data.sample_rate}; "
                                  "set data.sample_rate: 16000")
             return self
-        frame = int(self.data.sample_rate * self.features.frame_ms / 1000)
-        if self.features.fft_length < frame:
-            raise ValueError(f"features.fft_length ({self.features.fft_length}) is below the window "
-                             f"({frame} samples); raise it to at least {frame}")
-        if self.features.upper_hz > self.data.sample_rate / 2:
-            raise ValueError(f"features.upper_hz ({self.features.upper_hz}) is above half the sample rate "
-                             f"({self.data.sample_rate / 2:g}); lower it")
+        check_features(self.features, self.data.sample_rate)
         return self
 
 
