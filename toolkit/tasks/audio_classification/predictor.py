@@ -36,8 +36,7 @@ def window_sizes(metadata):
     return int(round(metadata["window_seconds"] * rate)), max(1, int(round(metadata["hop_seconds"] * rate)))
 
 
-def clip_probabilities(run, waves, metadata, numpy_features=False, batch_size=WINDOW_BATCH, on_batch=None,
-                       fixed_batch=None):
+def clip_probabilities(run, waves, metadata, numpy_features=False, batch_size=WINDOW_BATCH, on_batch=None):
     """(clip probabilities [clips, classes], per-clip window probabilities) of waveforms at the model's rate.
 
     Args:
@@ -47,7 +46,6 @@ def clip_probabilities(run, waves, metadata, numpy_features=False, batch_size=WI
         numpy_features: bool. Features in NumPy (no TensorFlow) instead of TensorFlow ops.
         batch_size: int. Windows per call.
         on_batch: optional callable(number of clips done in this batch).
-        fixed_batch: optional int. Networks with a static batch (TFLite recurrent: 1) get exactly this many.
     """
     from toolkit.tasks.audio.windows import numpy_windows
 
@@ -60,7 +58,7 @@ def clip_probabilities(run, waves, metadata, numpy_features=False, batch_size=WI
         owners += [owner] * len(lengths)
     batches = np.concatenate(batches) if batches else np.zeros((0, window), np.float32)
     sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
-    step = fixed_batch or batch_size
+    step = batch_size
     scores, done = [], 0
     for start in range(0, len(sizes), step):
         chunk, lengths = batches[start:start + step], sizes[start:start + step]
@@ -80,20 +78,11 @@ def clip_probabilities(run, waves, metadata, numpy_features=False, batch_size=WI
     return clips, windows
 
 
-def onnx_runner(session, fixed_batch=None):
+def onnx_runner(session):
+    """features -> probabilities through an ONNX Runtime session, or a TFLite one (which runs a batch-1 network
+    row by row itself)."""
     name = session.get_inputs()[0].name
-
-    def run(features):
-        if fixed_batch:
-            return np.concatenate([session.run(None, {name: features[i:i + 1]})[0] for i in range(len(features))])
-        return session.run(None, {name: features})[0]
-
-    return run
-
-
-def _static_batch(session):
-    shape = session.get_inputs()[0].shape
-    return shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+    return lambda features: session.run(None, {name: features})[0]
 
 
 class AudioClassificationPredictor(Predictor):
@@ -186,8 +175,7 @@ class AudioClassificationPredictor(Predictor):
 
     @classmethod
     def outputs_onnx(cls, artifact, samples, metadata):
-        fixed = _static_batch(artifact)
-        return {"onnx": clip_probabilities(onnx_runner(artifact, fixed), cls.predict_inputs(samples), metadata,
+        return {"onnx": clip_probabilities(onnx_runner(artifact), cls.predict_inputs(samples), metadata,
                                            numpy_features=True)[0]}
 
     @classmethod
@@ -219,9 +207,8 @@ class AudioClassificationPredictor(Predictor):
 
     @classmethod
     def predict_onnx(cls, handle, metadata, inputs, top_k=None, output_dir=None):
-        fixed = _static_batch(handle)
         return cls._predict(inputs, metadata, top_k, lambda waves: clip_probabilities(
-            onnx_runner(handle, fixed), waves, metadata, numpy_features=True))
+            onnx_runner(handle), waves, metadata, numpy_features=True))
 
     @staticmethod
     def _predict(inputs, metadata, top_k, classify):
