@@ -10,15 +10,11 @@ import unicodedata
 
 import pytest
 
+from toolkit.data.bible import BIBLE_CACHE, build_bible, read_bible
+from toolkit.data.text import normalize_text
 from toolkit.errors import DataError
 from toolkit.tasks.translation.config import DEFAULT_TEST_BOOKS, TranslationDataConfig
-from toolkit.tasks.translation.sources import (
-    BIBLE_CACHE,
-    TRANSLATION_SOURCES,
-    build_bible,
-    normalize_text,
-    read_bible,
-)
+from toolkit.tasks.translation.sources import TRANSLATION_SOURCES
 from toolkit.text_metrics import corpus_scores
 
 from conftest import REPO

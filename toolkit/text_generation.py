@@ -25,16 +25,19 @@ Example:
 array([b'En el principio'], dtype=object)
 """
 
-import base64
-import io
-import json
-import os
-import tempfile
-import zipfile
 
 import numpy as np
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
+from toolkit.data.text import (  # noqa: F401 - the tokenizers' ids and helpers, importable from here too
+    BOS,
+    EOS,
+    PAD,
+    UNK,
+    make_tokenizer,
+    normalise_strings,
+    pack_tokenizer,
+    unpack_tokenizer,
+)
 
 
 def special_ids(metadata):
@@ -52,47 +55,6 @@ def special_ids(metadata):
     ids.setdefault("encoder_end", [])
     ids.setdefault("decoder_start", [ids.get("bos", BOS)])
     return ids
-
-
-def pack_tokenizer(tokenizer):
-    """A KerasHub tokenizer as base64 text (its `save_to_preset` files, zipped) for the metadata."""
-    buffer = io.BytesIO()
-    with tempfile.TemporaryDirectory() as directory:
-        tokenizer.save_to_preset(directory)
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for root, _, files in os.walk(directory):
-                for name in files:
-                    path = os.path.join(root, name)
-                    archive.write(path, os.path.relpath(path, directory))
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def unpack_tokenizer(encoded):
-    """The KerasHub tokenizer stored by `pack_tokenizer`."""
-    import keras
-    import keras_hub  # noqa: F401 - registers the tokenizer classes
-
-    from toolkit.data.fetch import extract_archive
-    from toolkit.errors import ModelFileError, ToolkitError
-
-    with tempfile.TemporaryDirectory() as directory:
-        try:
-            data = io.BytesIO(base64.b64decode(encoded.encode("ascii"), validate=True))
-            if not zipfile.is_zipfile(data):
-                raise ModelFileError("the model's tokenizer archive is not a zip archive")
-            extract_archive(data, directory, name="the model's tokenizer archive")
-        except (ValueError, TypeError, AttributeError) as error:  # not base64 text
-            raise ModelFileError(f"the model's tokenizer archive is unreadable ({error}); re-export the model")
-        except ToolkitError as error:
-            raise ModelFileError(f"{error}; the model file is damaged or was not written by toolkit")
-        # The tokenizer's own files (tokenizer.json + assets), as KerasHub's preset loader reads them;
-        # `Tokenizer.from_preset` would also want the whole model's config.json.
-        with open(os.path.join(directory, "tokenizer.json"), encoding="utf-8") as f:
-            tokenizer = keras.saving.deserialize_keras_object(json.load(f))
-        tokenizer.load_preset_assets(directory)
-    if not tokenizer.built:
-        tokenizer.build(None)
-    return tokenizer
 
 
 def model_tokenizers(metadata):
@@ -398,45 +360,6 @@ def beam_ids_numpy(logits_of, encoder_input, start_ids, pad, eos, steps, beam_wi
         lengths = np.sum((generated != pad) & ~ended_before, axis=2).astype(np.float32)
         scores = scores / np.power((5.0 + lengths) / 6.0, length_penalty)
     return beams[np.arange(batch), np.argmax(scores, axis=1)]
-
-
-def proto_bytes(encoded):
-    """SentencePiece model bytes from the base64 text stored in metadata."""
-    return base64.b64decode(encoded.encode("ascii"))
-
-
-def make_tokenizer(encoded_proto, side):
-    """A KerasHub SentencePiece tokenizer (int32 ids, ragged) from a base64 proto.
-
-    Args:
-        encoded_proto: str. The base64 SentencePiece model.
-        side: str. "source" or "target": names the TensorFlow Text resource.
-            Two unnamed `tf_text.SentencepieceTokenizer`s in one SavedModel
-            collapse into one after loading (both detokenise with the first
-            model; reproduced with TF 2.21 / TF Text 2.21), so each gets its
-            own name.
-    """
-    import keras_hub
-    import tensorflow as tf
-    import tensorflow_text as tf_text
-
-    proto = proto_bytes(encoded_proto)
-    tokenizer = keras_hub.tokenizers.SentencePieceTokenizer(proto=proto, dtype="int32", name=f"{side}_tokenizer")
-    tokenizer._sentence_piece = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32,
-                                                               name=f"{side}_sentencepiece")
-    if not tokenizer.built:  # a SavedModel export tracks it, and Keras exports only built layers
-        tokenizer.build(None)
-    return tokenizer
-
-
-def normalise_strings(texts):
-    """In-graph text normalisation: Unicode NFC, whitespace runs to one space, stripped."""
-    import tensorflow as tf
-    import tensorflow_text as tf_text
-
-    texts = tf_text.normalize_utf8(texts, "NFC")
-    texts = tf.strings.regex_replace(texts, r"\s+", " ")
-    return tf.strings.strip(texts)
 
 
 class Translator:

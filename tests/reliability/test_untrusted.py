@@ -384,7 +384,7 @@ def test_a_clean_zip_and_tar_extract_inside_the_target(sandbox):
 def test_a_model_carrying_a_hostile_tokenizer_archive_is_refused(hostile, tmp_path, capsys):
     """A translation model's metadata carries its KerasHub tokenizer as a zip: a `../` member in it is refused
     (ModelFileError, one line), through the Python helper and `toolkit predict`."""
-    from toolkit.text_generation import unpack_tokenizer
+    from toolkit.data.text import unpack_tokenizer
 
     escape = f"evil_{os.getpid()}_{tmp_path.name}.txt"
     buffer = io.BytesIO()

@@ -24,8 +24,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from toolkit.config.schema import ClassifierModelConfig, ImageDataConfig, ImageRecipe
 from toolkit.classification_metrics import classification_metrics
+from toolkit.config.schema import ClassifierModelConfig, ImageDataConfig, ImageRecipe
 from toolkit.errors import DataError
 from toolkit.tasks.image.sources import CLASSIFICATION_SOURCES
 from toolkit.tasks.image.task import ImageTask

@@ -70,7 +70,7 @@ def prompt_ids(tokenizer):
 
 def whisper_metadata(preset, tokenizer, converter_config, max_tokens):
     """The metadata entries a Whisper model adds: its tokenizer (zipped), special ids and audio settings."""
-    from toolkit.text_generation import pack_tokenizer
+    from toolkit.data.text import pack_tokenizer
 
     eos = int(tokenizer.eos_token_id)
     return {

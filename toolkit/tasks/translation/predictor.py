@@ -14,9 +14,8 @@ import os
 
 import numpy as np
 
+from toolkit.data.text import BOS, PAD, normalize_text
 from toolkit.tasks.predictor import Predictor
-from toolkit.tasks.translation.sources import normalize_text
-from toolkit.text_generation import BOS, PAD
 
 
 class TranslationPredictor(Predictor):
@@ -147,7 +146,7 @@ class _Codec:
         self.limit = int(metadata["max_length"])
         tokenizers = metadata["tokenizers"]
         if tokenizers.get("kind") == "hub":
-            from toolkit.text_generation import unpack_tokenizer
+            from toolkit.data.text import unpack_tokenizer
 
             tokenizer = unpack_tokenizer(tokenizers["archive"])
             self._encode = [lambda text: [int(i) for i in np.asarray(tokenizer(text))]] * 2

@@ -26,19 +26,18 @@ Example:
 import base64
 import bisect
 import os
-import tempfile
 from typing import Literal, Optional
 
 import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
+from toolkit.data.text import BOS, PAD, encode_proto, learn_sentencepiece
 from toolkit.errors import DataError, RecipeError, preset_error
 from toolkit.tasks.base import Task
 from toolkit.tasks.translation.config import TokenizerConfig, TranslationDataConfig
 from toolkit.tasks.translation.predictor import TranslationPredictor
 from toolkit.tasks.translation.sources import TRANSLATION_SOURCES
-from toolkit.text_generation import BOS, EOS, PAD
 
 # ----------------------------------------------------------------------- recipe
 
@@ -118,37 +117,6 @@ class TranslationRecipe(Recipe):
 # ------------------------------------------------------------------- tokenizers
 
 
-def learn_sentencepiece(texts, vocabulary_size, name):
-    """Trains a SentencePiece unigram model on `texts`; returns the proto bytes.
-
-    Same special ids as `keras_hub.tokenizers.compute_sentence_piece_proto`
-    (pad 0, unk 1, bos 2, eos 3); `hard_vocab_limit=False` so a small corpus
-    gets a smaller vocabulary instead of an error.
-    """
-    import io
-
-    import sentencepiece
-
-    if not texts:
-        raise DataError(f"tokenizer: no {name} text to learn a vocabulary from")
-    with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, f"{name}.txt")
-        with open(path, "w", encoding="utf-8") as f:
-            f.writelines(text.replace("\n", " ") + "\n" for text in texts)
-        model = io.BytesIO()
-        sentencepiece.SentencePieceTrainer.train(
-            input=path, model_writer=model, vocab_size=vocabulary_size, model_type="unigram",
-            pad_id=PAD, unk_id=1, bos_id=BOS, eos_id=EOS, pad_piece="<pad>", unk_piece="<unk>", bos_piece="<s>",
-            eos_piece="</s>", hard_vocab_limit=False, character_coverage=1.0, minloglevel=2,
-            input_sentence_size=1000000, shuffle_input_sentence=False,
-        )
-    return model.getvalue()
-
-
-def encode_proto(proto):
-    return base64.b64encode(proto).decode("ascii")
-
-
 # ------------------------------------------------------------------------- task
 
 
@@ -216,7 +184,8 @@ class TranslationTask(Task):
         """The pretrained preset's (tokenizer, special ids), for model.pretrained: hub:..."""
         if self._hub is None:
             if self.metadata is not None:
-                from toolkit.text_generation import special_ids, unpack_tokenizer
+                from toolkit.data.text import unpack_tokenizer
+                from toolkit.text_generation import special_ids
 
                 self._hub = (unpack_tokenizer(self.metadata["tokenizers"]["archive"]), special_ids(self.metadata))
             else:
@@ -251,7 +220,7 @@ class TranslationTask(Task):
         """Tokenizes pairs with the KerasHub tokenizers; returns (source ids, target ids) lists and truncations."""
         import tensorflow as tf
 
-        from toolkit.text_generation import make_tokenizer
+        from toolkit.data.text import make_tokenizer
 
         if self.recipe.model.pretrained:
             source_tokenizer = target_tokenizer = self.hub[0]
@@ -330,7 +299,7 @@ class TranslationTask(Task):
         return self._report
 
     def build_preprocessor(self):
-        from toolkit.text_generation import normalise_strings
+        from toolkit.data.text import normalise_strings
 
         return normalise_strings
 
@@ -393,7 +362,7 @@ class TranslationTask(Task):
             return self.metadata
         data, model = self.recipe.data, self.recipe.model
         if model.pretrained:
-            from toolkit.text_generation import pack_tokenizer
+            from toolkit.data.text import pack_tokenizer
 
             tokenizers = {"kind": "hub", "preset": model.pretrained, "archive": pack_tokenizer(self.hub[0]),
                           "special_ids": self.special_ids()}
