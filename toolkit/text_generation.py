@@ -394,20 +394,11 @@ class Translator:
     # ----------------------------------------------------------------- tokens
     def encode_source(self, texts):
         """Strings -> int32 [batch, length] source ids (start/end ids added, padded, truncated)."""
-        import tensorflow as tf
+
+        from toolkit.data.text import pack_ids
 
         ids = self.source_tokenizer(normalise_strings(texts))
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.RaggedTensor.from_tensor(ids, padding=self.ids["pad"])
-        start, end = self.ids["encoder_start"], self.ids["encoder_end"]
-        ids = tf.cast(ids[:, : self.max_length - len(start) - len(end)], tf.int32)
-        rows = tf.shape(ids.row_lengths())[0]
-        parts = [tf.RaggedTensor.from_tensor(tf.fill([rows, len(values)], 0) + tf.constant(values, tf.int32))
-                 for values in (start, end)]
-        ids = tf.concat([parts[0], ids, parts[1]], axis=1) if start or end else ids
-        ids = ids.to_tensor(default_value=self.ids["pad"])
-        # Empty input: one padding column.
-        return tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]], constant_values=self.ids["pad"])
+        return pack_ids(ids, self.ids["encoder_start"], self.ids["encoder_end"], self.max_length, self.ids["pad"])
 
     def decode_target(self, ids):
         """Generated ids [batch, length] (decoder start ids first) -> detokenised strings."""

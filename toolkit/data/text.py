@@ -172,3 +172,49 @@ def unpack_tokenizer(encoded):
     if not tokenizer.built:
         tokenizer.build(None)
     return tokenizer
+
+
+def pack_ids(ids, start, end, max_length, pad):
+    """In-graph packing of tokenised text: `start` ids + the first tokens + `end` ids, at most `max_length` ids per
+    row, padded with `pad` to the longest row (at least one column, so an empty text still has a shape).
+
+    Args:
+        ids: tf.RaggedTensor (or a dense tensor padded with `pad`) of token ids, one row per text.
+        start: list of int. Ids put before the tokens (a classifier's [CLS]; none for SentencePiece models).
+        end: list of int. Ids put after them ([SEP]).
+        max_length: int. The most ids per row, start and end ids included.
+        pad: int. The padding id.
+    """
+    import tensorflow as tf
+
+    if not isinstance(ids, tf.RaggedTensor):
+        ids = tf.RaggedTensor.from_tensor(ids, padding=pad)
+    ids = tf.cast(ids[:, : max_length - len(start) - len(end)], tf.int32)
+    rows = tf.shape(ids.row_lengths())[0]
+    parts = [tf.RaggedTensor.from_tensor(tf.fill([rows, len(values)], 0) + tf.constant(values, tf.int32))
+             for values in (start, end)]
+    ids = tf.concat([parts[0], ids, parts[1]], axis=1) if start or end else ids
+    ids = ids.to_tensor(default_value=pad)
+    return tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]], constant_values=pad)
+
+
+def pack_ids_numpy(tokens, start, end, max_length):
+    """`pack_ids` of one text outside the graph: start ids + the first tokens + end ids (a list of int).
+
+    Example:
+
+    >>> pack_ids_numpy([7, 8, 9, 10], [2], [3], 4)
+    [2, 7, 8, 3]
+    """
+    return list(start) + list(tokens)[: max_length - len(start) - len(end)] + list(end)
+
+
+def pad_rows(rows, pad=PAD):
+    """int32 [len(rows), longest row (at least 1)] of lists of ids, padded with `pad` (as `pack_ids` pads)."""
+    import numpy as np
+
+    width = max([1] + [len(row) for row in rows])
+    array = np.full((len(rows), width), pad, np.int32)
+    for i, row in enumerate(rows):
+        array[i, : len(row)] = row
+    return array

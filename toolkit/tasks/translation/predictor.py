@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from toolkit.data.text import BOS, PAD, normalize_text
+from toolkit.data.text import BOS, normalize_text, pack_ids_numpy, pad_rows
 from toolkit.tasks.predictor import Predictor
 
 
@@ -165,8 +165,8 @@ class _Codec:
             self._drop = {1, BOS}  # unk and bos, as the in-graph detokenizer drops them
 
     def source(self, text):
-        start, end = self.ids["encoder_start"], self.ids["encoder_end"]
-        return start + self._encode[0](normalize_text(text))[: self.limit - len(start) - len(end)] + end
+        return pack_ids_numpy(self._encode[0](normalize_text(text)), self.ids["encoder_start"],
+                              self.ids["encoder_end"], self.limit)
 
     def decoder_input(self, text):
         start = self.ids["decoder_start"]
@@ -183,7 +183,7 @@ class _Codec:
         return self._decode(kept)
 
     def pad(self, sequences):
-        return _pad(sequences, self.ids["pad"])
+        return pad_rows(sequences, self.ids["pad"])
 
 
 def truncation_warnings(metadata, texts):
@@ -212,14 +212,6 @@ def sample_ids(samples, metadata):
     sources = [codec.source(s) for s, _ in samples]
     targets = [codec.decoder_input(t) for _, t in samples]
     return codec.pad(sources), codec.pad(targets), [len(t) for t in targets]
-
-
-def _pad(sequences, value=PAD):
-    width = max(1, max(len(s) for s in sequences))
-    array = np.full((len(sequences), width), value, np.int32)
-    for i, sequence in enumerate(sequences):
-        array[i, : len(sequence)] = sequence
-    return array
 
 
 def onnx_logits(session, source, decoder):
