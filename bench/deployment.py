@@ -61,7 +61,7 @@ def _onnx_pixels(export_dir, files):
     from PIL import Image
 
     sys.path.insert(0, REPO)
-    from toolkit.predict import load
+    from toolkit.inference import load
 
     session = load(os.path.join(export_dir, "model.onnx")).handle
     spec = session.get_inputs()[0]
@@ -114,7 +114,7 @@ def bare_images_per_second(export_dir, batch=32, repeats=30):
 
     sys.path.insert(0, REPO)
     from toolkit.benchmark import _times
-    from toolkit.predict import load
+    from toolkit.inference import load
 
     files = _samples(export_dir, batch)
 

@@ -27,7 +27,7 @@ def onnx_latency(run_dir, repeats=200):
     """Median ms of one 128x128 test scene through the ONNX file (network, decoding and NMS) on ONNX Runtime."""
     import numpy as np
 
-    from toolkit.export.onnx import load_onnx, read_onnx_metadata
+    from toolkit.exporters.onnx import load_onnx, read_onnx_metadata
     from toolkit.tasks.object_detection.predictor import DetectionPredictor
 
     path = os.path.join(run_dir, "export", "model.onnx")

@@ -126,10 +126,10 @@ def bench_inference(repeats):
     import tensorflow as tf
 
     from toolkit.config import load_recipe
-    from toolkit.export.formats import OnnxOptions
-    from toolkit.export.onnx import export_onnx, load_onnx
-    from toolkit.export.saved_model import export_saved_model, load_saved_model
-    from toolkit.predict import LoadedModel
+    from toolkit.exporters.formats import OnnxOptions
+    from toolkit.exporters.onnx import export_onnx, load_onnx
+    from toolkit.exporters.saved_model import export_saved_model, load_saved_model
+    from toolkit.inference import LoadedModel
     from toolkit.tasks import make_task
 
     recipe = load_recipe({

@@ -202,3 +202,17 @@ def test_recommendation_rows_or_columns(tmp_path):
     task.use_data({"user": users, "item": items[:3]})
     with pytest.raises(DataError, match="different lengths"):
         _ = task.data
+
+
+def test_toolkit_predict_stays_the_function_after_every_module_is_imported():
+    """`toolkit.predict(...)` in a notebook: no submodule named like an API function may shadow it once imported."""
+    import importlib
+    import pkgutil
+
+    import toolkit
+
+    for module in pkgutil.walk_packages(toolkit.__path__, "toolkit."):
+        if module.name.count(".") == 1:
+            importlib.import_module(module.name)
+    for name in ("train", "evaluate", "export", "verify", "load", "predict", "open_run", "load_data"):
+        assert callable(getattr(toolkit, name)), name

@@ -431,7 +431,7 @@ def test_attention_encoder_exports_batch_one_tflite(tmp_path):
     """The GRU encoder with attention pooling: trained, exported to ONNX (any batch) and TFLite (batch 1: the
     recurrent loop converts to builtin ops only with a static batch, and has no int8 file), verified."""
     from toolkit import api
-    from toolkit.export.tflite import load_tflite
+    from toolkit.exporters.tflite import load_tflite
 
     data = make_class_folder(str(tmp_path / "clips"), speakers=3, per_speaker=1)
     recipe = recipe_dict(data, tmp_path / "runs", model={"encoder": "attention", "filters": [8], "rnn_units": 8,
@@ -476,7 +476,7 @@ def test_serve_answers_the_toolkit_and_tf_serving_formats(tiny_run):
     import base64
     import urllib.request
 
-    from toolkit.predict import load
+    from toolkit.inference import load
     from toolkit.serving import Server, resolve_model
 
     export = os.path.join(tiny_run["run_dir"], "export")

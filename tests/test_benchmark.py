@@ -35,7 +35,7 @@ def test_benchmark_times_every_format_with_the_predict_path(trained_run):
 
 def test_load_test_counts_every_request(trained_run):
     from toolkit.benchmark import load_test
-    from toolkit.predict import load
+    from toolkit.inference import load
     from toolkit.serving import Server, resolve_model
 
     server = Server(load(resolve_model(trained_run["run_dir"], "onnx")), name="tiny").start(port=0)

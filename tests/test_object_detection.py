@@ -397,7 +397,7 @@ def test_toolkit_serve_returns_boxes_per_instance(trained_detection):
     import base64
     import urllib.request
 
-    from toolkit.predict import load
+    from toolkit.inference import load
     from toolkit.serving import Server, resolve_model
 
     export = os.path.join(trained_detection["run_dir"], "export")
@@ -442,7 +442,7 @@ def test_tf_serving_rest_answers_with_the_saved_models_named_outputs(trained_det
 
     import tensorflow as tf
 
-    from toolkit.predict import load
+    from toolkit.inference import load
     from toolkit.serving import Server, resolve_model
 
     export = os.path.join(trained_detection["run_dir"], "export")

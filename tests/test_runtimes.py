@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from toolkit.errors import ModelFileError
-from toolkit.export.formats import FORMATS
+from toolkit.exporters.formats import FORMATS
 from toolkit.runtimes import RUNTIMES, runtime_of, servable_runtimes
 
 from conftest import REPO

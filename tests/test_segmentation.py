@@ -329,7 +329,7 @@ def test_toolkit_serve_returns_masks_inline(trained_segmentation):
 
     from PIL import Image
 
-    from toolkit.predict import load
+    from toolkit.inference import load
     from toolkit.serving import Server, resolve_model
 
     export = os.path.join(trained_segmentation["run_dir"], "export")

@@ -110,7 +110,7 @@ def test_malformed_requests_name_the_problem(raw, metadata, message):
 
 @pytest.fixture(scope="module")
 def classification_server(trained_run):
-    from toolkit.predict import load
+    from toolkit.inference import load
 
     export = os.path.join(trained_run["run_dir"], "export")
     servers = {}
@@ -124,7 +124,7 @@ def classification_server(trained_run):
 
 @pytest.mark.parametrize("runtime", ["onnx", "saved_model"])
 def test_server_speaks_tf_serving_rest(classification_server, runtime):
-    from toolkit.predict import load
+    from toolkit.inference import load
 
     servers, run = classification_server
     url = servers[runtime].url

@@ -76,7 +76,7 @@ class Served:
     """One Server with HTTP and gRPC started, and the client stubs of its gRPC port."""
 
     def __init__(self, path, name, **options):
-        from toolkit.predict import load
+        from toolkit.inference import load
         from toolkit.serving.grpc_service import start_grpc
         from toolkit.serving.server import Server
 

@@ -43,7 +43,7 @@ CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conform
 
 @pytest.fixture(scope="module", params=RUNTIMES)
 def live_server(request, trained_run):
-    from toolkit.predict import load
+    from toolkit.inference import load
 
     model = load(resolve_model(os.path.join(trained_run["run_dir"], "export"), request.param))
     server = Server(model, name=NAME, max_batch_size=8, batch_timeout_ms=1).start(port=0)

@@ -77,7 +77,7 @@ def test_tflite_predicts_like_keras_everywhere(tflite_run):
 
 def test_tflite_of_a_task_without_it_is_one_line(tmp_path):
     from toolkit.errors import ExportError
-    from toolkit.export.tflite import export_float
+    from toolkit.exporters.tflite import export_float
 
     class Translation:
         name = "translation"

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this mod
 @pytest.mark.slow
 def test_mismatched_onnx_export_fails_verify(trained_run, tmp_path):
     from toolkit.api import open_trained
-    from toolkit.export.formats import OnnxOptions
-    from toolkit.export.onnx import export_onnx
+    from toolkit.exporters.formats import OnnxOptions
+    from toolkit.exporters.onnx import export_onnx
 
     copy = str(tmp_path / "run")
     shutil.copytree(trained_run["run_dir"], copy)
@@ -44,7 +44,7 @@ def test_failed_export_keeps_previous_good_one(trained_run, tmp_path, monkeypatc
     copy = str(tmp_path / "run")
     shutil.copytree(trained_run["run_dir"], copy)
     before = open(os.path.join(copy, "export", "model.onnx"), "rb").read()
-    monkeypatch.setattr("toolkit.export.verify.compare", lambda reference, outputs: (1.0, 0.5, 10))
+    monkeypatch.setattr("toolkit.exporters.verify.compare", lambda reference, outputs: (1.0, 0.5, 10))
     with pytest.raises(ParityError, match="previous export is untouched"):
         api.export(copy, "onnx", log=lambda message: None)
     assert open(os.path.join(copy, "export", "model.onnx"), "rb").read() == before

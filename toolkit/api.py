@@ -31,7 +31,7 @@ class Run(RunDirectory):
         return load(self.path if format_name == "keras" else self.artifact(format_name))
 
     def predict(self, inputs, format_name="keras", **options):
-        """Predicts with the trained model or an export (see `toolkit.predict`); one result dict per input."""
+        """Predicts with the trained model or an export (see `toolkit.inference`); one result dict per input."""
         return self.load(format_name).predict(inputs, **options)
 
     def evaluate(self, split="test", data=None):
@@ -208,7 +208,7 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
     write_json(run.file("metrics.json"), metrics)
     _plots(task, run, model, test_metrics, state)
     if recipe.export.formats:
-        from toolkit.export import export_run
+        from toolkit.exporters import export_run
 
         task.metadata = metadata
         try:
@@ -277,8 +277,8 @@ def export(run_dir, formats=None, log=print, data=None):
 
     A run trained on Python datasets takes them again as `data` (the samples come from its test split).
     """
-    from toolkit.export import export_run
-    from toolkit.export.formats import parse_formats
+    from toolkit.exporters import export_run
+    from toolkit.exporters.formats import parse_formats
 
     run, recipe, task, model = open_trained(os.fspath(run_dir), data)
     run.recover()
@@ -299,7 +299,7 @@ def verify(export_dir):
     import_tensorflow()
     from toolkit.atomic import write_json
     from toolkit.errors import ParityError
-    from toolkit.export.verify import failures, verify_directory
+    from toolkit.exporters.verify import failures, verify_directory
     from toolkit.model_io import load_keras_file, read_toolkit_metadata
     from toolkit.tasks import predictor_class
 
@@ -329,7 +329,7 @@ def verify(export_dir):
 
 def load(path):
     """Loads a run directory, `.keras`, SavedModel directory or `.onnx` file."""
-    from toolkit.predict import load as load_model
+    from toolkit.inference import load as load_model
 
     return load_model(path)
 

@@ -41,7 +41,7 @@ def _export_dir(path):
 
 def artifacts(export_dir):
     """[(format, path)]: the run's model.keras (when the export sits in its run) and each artifact present."""
-    from toolkit.export.formats import FORMATS
+    from toolkit.exporters.formats import FORMATS
 
     found = []
     run_dir = os.path.dirname(export_dir)
@@ -80,8 +80,8 @@ def benchmark(path, batch_sizes=(1, 32), repeats=10, warmup=2, formats=None, log
         formats: list of str or None. Only these formats ("keras" included).
         log: callable(str) or None. Progress lines.
     """
-    from toolkit.export.verify import artifact_size
-    from toolkit.predict import load
+    from toolkit.exporters.verify import artifact_size
+    from toolkit.inference import load
 
     export_dir = _export_dir(path)
     found = [(name, p) for name, p in artifacts(export_dir) if formats is None or name in formats]

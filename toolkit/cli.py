@@ -309,7 +309,7 @@ def _cmd_predict(args):
         return 2
     if _needs_tensorflow(args.model):
         _quiet_tensorflow()
-    from toolkit.predict import load
+    from toolkit.inference import load
 
     model = load(args.model)
     inputs = list(args.inputs)
@@ -528,7 +528,7 @@ def _cmd_list(args):
         for name, cls in TASKS.items():
             print(f"{name:<24} {(cls.__doc__ or '').strip().splitlines()[0]}")
     elif args.what == "formats":
-        from toolkit.export.formats import FORMATS
+        from toolkit.exporters.formats import FORMATS
 
         for name, spec in FORMATS.items():
             options = ", ".join(f"{k}={v.default}" for k, v in spec.options.model_fields.items()) or "-"

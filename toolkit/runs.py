@@ -177,7 +177,7 @@ class RunDirectory:
     # Using a run ----------------------------------------------------------
     def artifact(self, format_name):
         """Path of an exported artifact (`"saved_model"`, `"onnx"`), checked to exist."""
-        from toolkit.export.formats import FORMATS
+        from toolkit.exporters.formats import FORMATS
 
         path = os.path.join(self.export_dir, FORMATS.get(format_name).artifact)
         if not os.path.exists(path):

@@ -5,7 +5,7 @@ models through this table: which runtime a path is (a run directory or a
 `.keras` file: Keras; a directory with `saved_model.pb`: TensorFlow; `.onnx`:
 ONNX Runtime, without TensorFlow; `.tflite`: the TFLite interpreter), which
 artifact of an export directory `serve` picks, and which `--runtime` values
-exist. Export formats (`toolkit.export.formats`) name the runtime that loads
+exist. Export formats (`toolkit.exporters.formats`) name the runtime that loads
 them.
 
 A task's `predict(convention, handle, metadata, inputs, ...)` is called with
@@ -74,17 +74,17 @@ class Runtime:
 
 
 RUNTIMES.register("keras", Runtime(
-    name="keras", loader="toolkit.predict:load_keras_model", convention="keras", suffix=".keras",
+    name="keras", loader="toolkit.inference:load_keras_model", convention="keras", suffix=".keras",
     description="the trained Keras model (a run directory or its model.keras)"))
 RUNTIMES.register("saved_model", Runtime(
-    name="saved_model", loader="toolkit.predict:load_saved_model_artifact", convention="saved_model",
+    name="saved_model", loader="toolkit.inference:load_saved_model_artifact", convention="saved_model",
     marker="saved_model.pb", artifact="saved_model", serve_order=0,
     description="TensorFlow SavedModel (its serving signatures)"))
 RUNTIMES.register("onnx", Runtime(
-    name="onnx", loader="toolkit.predict:load_onnx_artifact", convention="onnx", suffix=".onnx",
+    name="onnx", loader="toolkit.inference:load_onnx_artifact", convention="onnx", suffix=".onnx",
     artifact="model.onnx", serve_order=1, tensorflow=False, description="ONNX Runtime (no TensorFlow)"))
 RUNTIMES.register("tflite", Runtime(
-    name="tflite", loader="toolkit.predict:load_tflite_artifact", convention="onnx", suffix=".tflite",
+    name="tflite", loader="toolkit.inference:load_tflite_artifact", convention="onnx", suffix=".tflite",
     artifact="model.tflite", serve_order=2, description="the TFLite (LiteRT) interpreter"))
 
 

@@ -269,11 +269,11 @@ def _tree_digest(path):
 EXPORT_FAULTS = textwrap.dedent("""
     import contextlib, io, json, os, resource, signal, subprocess, sys
 
-    import toolkit.export
+    import toolkit.exporters
     from toolkit import cli
 
     mode, run_dirs = sys.argv[1], sys.argv[2:]
-    export_run = toolkit.export.export_run
+    export_run = toolkit.exporters.export_run
 
     def full_disk(*args, **kwargs):
         # every write past 8 KiB fails in the kernel (EFBIG), as on a full disk; the model is already loaded
@@ -318,13 +318,13 @@ EXPORT_FAULTS = textwrap.dedent("""
         stderr = io.StringIO()
         with contextlib.ExitStack() as stack:
             if mode == "full":
-                toolkit.export.export_run = full_disk
+                toolkit.exporters.export_run = full_disk
                 how = "rlimit"
             else:
                 how = stack.enter_context(read_only(run_dir))
             with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
                 code = cli.main(["export", run_dir, "--format", "saved_model,onnx"])
-            toolkit.export.export_run = export_run
+            toolkit.exporters.export_run = export_run
         print(json.dumps({"run_dir": run_dir, "code": code, "stderr": stderr.getvalue(), "how": how}), flush=True)
 """)
 

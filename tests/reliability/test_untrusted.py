@@ -249,7 +249,7 @@ def test_the_scanner_finds_every_unsafe_pattern():
     assert sorted({line for line, _ in found}) == list(range(1, 4)) + list(range(6, 17)) + [18], found
     fine = ("import yaml\nimport numpy as np\nyaml.safe_load(t)\nyaml.load(t, Loader=yaml.SafeLoader)\n"
             "np.load(p)\nnp.load(p, allow_pickle=False)\nkeras.saving.load_model(p, compile=False, safe_mode=True)\n"
-            "importlib.import_module(module)\nfrom toolkit.predict import load as load_model\nload_model(p)\n")
+            "importlib.import_module(module)\nfrom toolkit.inference import load as load_model\nload_model(p)\n")
     assert _unsafe_uses(fine, "fine.py") == []
 
 
@@ -417,7 +417,7 @@ def test_a_model_carrying_a_hostile_tokenizer_archive_is_refused(hostile, tmp_pa
 
 @pytest.fixture(scope="module")
 def served(trained_run):
-    from toolkit.predict import load
+    from toolkit.inference import load
     from toolkit.serving import Server
 
     model = load(os.path.join(trained_run["run_dir"], "export", "model.onnx"))

@@ -250,7 +250,7 @@ class ExportConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_formats(self):
-        from toolkit.export.formats import validate_export_settings
+        from toolkit.exporters.formats import validate_export_settings
 
         self.__dict__["options"] = validate_export_settings(self.formats, self.options)
         return self

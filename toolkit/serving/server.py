@@ -85,7 +85,7 @@ class Server:
     """The server around one loaded model.
 
     Args:
-        model: toolkit.predict.LoadedModel (a SavedModel or an ONNX model).
+        model: toolkit.inference.LoadedModel (a SavedModel or an ONNX model).
         name: str. The model name in the URLs.
         max_batch_size: int. Most instances per model call.
         batch_timeout_ms: float. Longest wait for a batch to fill.
@@ -101,7 +101,7 @@ class Server:
         if model.runtime == "onnx":  # its own session, without spinning threads (see load_onnx)
             import dataclasses
 
-            from toolkit.export.onnx import load_onnx
+            from toolkit.exporters.onnx import load_onnx
 
             model = dataclasses.replace(model, handle=load_onnx(model.path, spinning=False))
         self.model = model
@@ -491,7 +491,7 @@ def serve_forever(path, runtime=None, host="127.0.0.1", port=8501, name=None, ma
                   access_log=False, grpc_port=None, log=print):
     """Loads the model, serves (HTTP on `port`, gRPC on `grpc_port` when given) until SIGINT/SIGTERM, then drains
     (answers every accepted request) and stops."""
-    from toolkit.predict import load
+    from toolkit.inference import load
 
     artifact = resolve_model(path, runtime)
     model = load(artifact)

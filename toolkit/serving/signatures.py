@@ -72,7 +72,7 @@ class Signatures:
 
     @classmethod
     def of(cls, model):
-        """The signatures of a toolkit.predict.LoadedModel (SavedModel or ONNX)."""
+        """The signatures of a toolkit.inference.LoadedModel (SavedModel or ONNX)."""
         from toolkit.runtimes import RUNTIMES
 
         if RUNTIMES.get(model.runtime).convention == "onnx":

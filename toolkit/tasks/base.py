@@ -159,7 +159,7 @@ class Task:
         """Writes raw samples into `directory` (so `toolkit verify` can reuse them)."""
         raise NotImplementedError
 
-    # Test-split quality of quantised artifacts (toolkit.export.verify.quality_report) -------------
+    # Test-split quality of quantised artifacts (toolkit.exporters.verify.quality_report) -------------
     def quality_samples(self, count):
         """(raw samples, targets) of up to `count` test examples for the predictor's `quality`."""
         raise NotImplementedError

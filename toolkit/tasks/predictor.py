@@ -91,9 +91,9 @@ class Predictor:
     @classmethod
     def compare(cls, reference, outputs, exact=True):
         """(max abs difference, agreement, decisions) of an export's outputs against the reference
-        (`toolkit.export.verify.compare`: argmax agreement of class scores; tasks with other outputs override it).
+        (`toolkit.exporters.verify.compare`: argmax agreement of class scores; tasks with other outputs override it).
         `exact` is False for quantised artifacts."""
-        from toolkit.export.verify import compare
+        from toolkit.exporters.verify import compare
 
         return compare(reference, outputs)
 
@@ -103,7 +103,7 @@ class Predictor:
         `outputs_<convention>` (`toolkit.runtimes`: "saved_model" or "onnx")."""
         return _by_convention(cls, "outputs", convention)(artifact, samples, metadata)
 
-    # Test-split quality of quantised artifacts (toolkit.export.verify.quality_report) -------------
+    # Test-split quality of quantised artifacts (toolkit.exporters.verify.quality_report) -------------
     @classmethod
     def quality_endpoint(cls, metadata):
         """The ONNX-like endpoint whose outputs `quality` scores."""

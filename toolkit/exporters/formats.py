@@ -5,7 +5,7 @@ Adding a format is adding a row. Options a format does not take are errors
 
 Example:
 
->>> from toolkit.export.formats import FORMATS, validate_export_settings
+>>> from toolkit.exporters.formats import FORMATS, validate_export_settings
 >>> FORMATS.get("onnx").artifact
 'model.onnx'
 >>> validate_export_settings(["onnx"], {"onnx": {"opset": 15}})
@@ -79,15 +79,15 @@ class ExportFormat:
 
 FORMATS.register("saved_model", ExportFormat(
     name="saved_model", artifact="saved_model", suffix="",
-    exporter="toolkit.export.saved_model:export_saved_model",
-    loader="toolkit.export.saved_model:load_saved_model",
+    exporter="toolkit.exporters.saved_model:export_saved_model",
+    loader="toolkit.exporters.saved_model:load_saved_model",
     runtime="saved_model",
     description="TensorFlow SavedModel with serving signatures (preprocessing inside), for TF Serving",
 ))
 FORMATS.register("onnx", ExportFormat(
     name="onnx", artifact="model.onnx", suffix=".onnx",
-    exporter="toolkit.export.onnx:export_onnx",
-    loader="toolkit.export.onnx:load_onnx",
+    exporter="toolkit.exporters.onnx:export_onnx",
+    loader="toolkit.exporters.onnx:load_onnx",
     runtime="onnx",
     options=OnnxOptions,
     description="ONNX (tf2onnx) of the Keras model with a dynamic batch, for ONNX Runtime",
@@ -95,17 +95,17 @@ FORMATS.register("onnx", ExportFormat(
 
 FORMATS.register("tflite", ExportFormat(
     name="tflite", artifact="model.tflite", suffix=".tflite",
-    exporter="toolkit.export.tflite:export_float", loader="toolkit.export.tflite:load_tflite", runtime="tflite",
+    exporter="toolkit.exporters.tflite:export_float", loader="toolkit.exporters.tflite:load_tflite", runtime="tflite",
     description="TFLite (LiteRT) float32 network, for mobile and edge (image tasks, CTC speech)",
 ))
 FORMATS.register("tflite_dynamic", ExportFormat(
     name="tflite_dynamic", artifact="model_dynamic.tflite", suffix=".tflite",
-    exporter="toolkit.export.tflite:export_dynamic", loader="toolkit.export.tflite:load_tflite", runtime="tflite",
+    exporter="toolkit.exporters.tflite:export_dynamic", loader="toolkit.exporters.tflite:load_tflite", runtime="tflite",
     exact=False, description="TFLite with dynamic-range quantisation: int8 weights, float activations (~4x smaller)",
 ))
 FORMATS.register("tflite_int8", ExportFormat(
     name="tflite_int8", artifact="model_int8.tflite", suffix=".tflite",
-    exporter="toolkit.export.tflite:export_int8", loader="toolkit.export.tflite:load_tflite", runtime="tflite",
+    exporter="toolkit.exporters.tflite:export_int8", loader="toolkit.exporters.tflite:load_tflite", runtime="tflite",
     options=Int8Options, exact=False,
     description="TFLite with int8 weights and activations calibrated on training examples; float input/output",
 ))

@@ -25,7 +25,7 @@ ONNX prediction and verification code runs TFLite unchanged.
 
 Example:
 
->>> from toolkit.export.formats import FORMATS
+>>> from toolkit.exporters.formats import FORMATS
 >>> [FORMATS.get(name).artifact for name in ("tflite", "tflite_dynamic", "tflite_int8")]
 ['model.tflite', 'model_dynamic.tflite', 'model_int8.tflite']
 """

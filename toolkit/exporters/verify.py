@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from toolkit.export.formats import FORMATS
+from toolkit.exporters.formats import FORMATS
 from toolkit.progress import Progress
 
 

@@ -7,7 +7,7 @@ export never replaces a good one. A rejected export is kept in
 
 Example (after `toolkit train`):
 
->>> from toolkit.export import export_run  # doctest: +SKIP
+>>> from toolkit.exporters import export_run  # doctest: +SKIP
 >>> report = export_run(run, model, task, ["saved_model", "onnx"])  # doctest: +SKIP
 """
 
@@ -18,7 +18,7 @@ import time
 
 from toolkit.atomic import write_json
 from toolkit.errors import ExportError, ParityError
-from toolkit.export.formats import FORMATS, format_options
+from toolkit.exporters.formats import FORMATS, format_options
 from toolkit.progress import duration
 
 
@@ -35,7 +35,7 @@ def export_run(run, model, task, formats, log=print):
     Returns:
         The verification report (also in `export/verify.json`).
     """
-    from toolkit.export.verify import failures, verify_directory
+    from toolkit.exporters.verify import failures, verify_directory
 
     config = task.recipe.export
     final = run.export_dir
@@ -71,7 +71,7 @@ def export_run(run, model, task, formats, log=print):
         report = verify_directory(staging, model, task.predictor, task.model_metadata(), config.parity_tolerance,
                                   config.min_agreement, config.quantized_min_agreement)
         if report["passed"]:
-            from toolkit.export.verify import quality_report
+            from toolkit.exporters.verify import quality_report
 
             report["quality"] = quality_report(staging, model, task, config.quality_samples)
         write_json(os.path.join(staging, "verify.json"), report)

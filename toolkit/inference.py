@@ -127,20 +127,20 @@ def load_keras_model(path):
 
 
 def load_saved_model_artifact(path):
-    from toolkit.export.saved_model import load_saved_model, read_saved_model_metadata
+    from toolkit.exporters.saved_model import load_saved_model, read_saved_model_metadata
 
     metadata = read_saved_model_metadata(path)
     return load_saved_model(path), metadata
 
 
 def load_tflite_artifact(path):
-    from toolkit.export.tflite import load_tflite, read_tflite_metadata
+    from toolkit.exporters.tflite import load_tflite, read_tflite_metadata
 
     return load_tflite(path), read_tflite_metadata(path)
 
 
 def load_onnx_artifact(path):
-    from toolkit.export.onnx import load_onnx, read_onnx_metadata
+    from toolkit.exporters.onnx import load_onnx, read_onnx_metadata
 
     session = load_onnx(path)
     return session, read_onnx_metadata(session, path)
