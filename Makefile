@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-DEBIAN_DATA := dataset-fashion-mnist sword-text-web sword-text-sparv espeak-ng pocketsphinx-testdata
+DEBIAN_DATA := dataset-fashion-mnist sword-text-web sword-text-sparv espeak-ng pocketsphinx-testdata fortunes
 RECIPE ?= recipes/image_classification/fashion_mnist.yaml
 
 .PHONY: setup data demo test test-fast docs bench lint clean
@@ -30,6 +30,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 #   dataset-fashion-mnist: image classification / fashion scenes
 #   sword-text-web sword-text-sparv: the English-Spanish Bible (translation)
 #   espeak-ng: synthetic speech (speech recognition); pocketsphinx-testdata: real speech test clips
+#   fortunes: text classification (BSD fortune cookies by category)
 data:
 	@missing=""; \
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
@@ -37,6 +38,7 @@ data:
 	[ -f /usr/share/sword/mods.d/spaRV1909eb.conf ] || missing="$$missing sword-text-sparv"; \
 	[ -x /usr/bin/espeak-ng ] || missing="$$missing espeak-ng"; \
 	[ -f /usr/share/pocketsphinx/test/data/librivox/transcription ] || missing="$$missing pocketsphinx-testdata"; \
+	[ -f /usr/share/games/fortunes/computers ] || missing="$$missing fortunes"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian packages$$missing"; \

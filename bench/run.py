@@ -34,15 +34,19 @@
 11. Audio classification (bench/audio_classification.py): language identification on the Asterisk prompts with
    held-out speakers, spoken digits trained on espeak-ng and tested on real digits, the realtime factor of every
    export at batch 1 (about an hour).
+12. Text classification (bench/text_classification.py): Bible verse genre and fortune categories, each network
+   beside a TF-IDF + logistic regression baseline on the same splits, `toolkit predict x.onnx --text` end to end
+   and SavedModel throughput at batch 32 (about 20 minutes).
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
 runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment|detection|asterisk_speech|
-audio_classification,
+audio_classification|text_classification,
 --translation-run DIR / --speech-run DIR / --deployment-run DIR / --detection-run DIR (report a
 finished bible_en_es / espeak_ctc / fashion_mnist / fashion_detection run instead of training one),
 --asterisk-espeak-run DIR / --asterisk-finetune-run DIR (finished espeak_ctc / asterisk_finetune runs),
 --detection-backbone-run DIR (also train the detector on that classifier's backbone),
---language-run DIR / --digits-run DIR (finished asterisk_language / spoken_digits runs).
+--language-run DIR / --digits-run DIR (finished asterisk_language / spoken_digits runs),
+--bible-genre-run DIR / --fortunes-run DIR (finished text classification runs).
 """
 
 import argparse
@@ -211,7 +215,7 @@ def bench_startup(onnx_path, repeats):
 
 
 PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment", "detection",
-         "asterisk_speech", "audio_classification"]
+         "asterisk_speech", "audio_classification", "text_classification"]
 
 
 def main():
@@ -231,6 +235,8 @@ def main():
                                                         "(default: fine-tune the espeak_ctc run)")
     parser.add_argument("--language-run", help="a finished asterisk_language run for audio_classification")
     parser.add_argument("--digits-run", help="a finished spoken_digits run for audio_classification")
+    parser.add_argument("--bible-genre-run", help="a finished bible_genre run for text_classification")
+    parser.add_argument("--fortunes-run", help="a finished fortunes run for text_classification")
     parser.add_argument("--detection-backbone-run", help="a finished fashion_mnist classifier run: also train the "
                                                          "detector on its backbone (run:)")
     args = parser.parse_args()
@@ -287,6 +293,11 @@ def main():
 
         results["audio_classification"] = audio_classification.bench_audio_classification(
             args.quick, args.language_run, args.digits_run)
+    if "text_classification" in parts:
+        import text_classification
+
+        results["text_classification"] = text_classification.bench_text_classification(
+            args.quick, args.bible_genre_run, args.fortunes_run)
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
@@ -312,6 +323,9 @@ def main():
     import audio_classification
 
     print(audio_classification.table(results))
+    import text_classification
+
+    print(text_classification.table(results))
 
 
 def table(results):

@@ -90,7 +90,8 @@ def _export(model, task, path, quantization, options):
             if quantization in ("dynamic", "int8"):
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
             if examples is not None:
-                converter.representative_dataset = lambda: ([np.asarray(e, np.float32)] for e in examples)
+                dtype = signature[0].dtype.as_numpy_dtype  # float features, or int32 token ids
+                converter.representative_dataset = lambda: ([np.asarray(e, dtype)] for e in examples)
             flatbuffer = converter.convert()
         except Exception as error:  # noqa: BLE001 - the converter raises many types
             raise ExportError(f"export tflite: the converter failed ({str(error).splitlines()[0][:200]}); "
