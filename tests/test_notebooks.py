@@ -12,7 +12,8 @@ pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this mod
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = ["image_classification.ipynb", "object_detection.ipynb", "segmentation.ipynb", "translation.ipynb",
              "audio_classification.ipynb",
-             "speech_recognition.ipynb", "recommendation.ipynb", "text_classification.ipynb"]
+             "speech_recognition.ipynb", "recommendation.ipynb", "text_classification.ipynb",
+             "anomaly_detection.ipynb"]
 
 
 def repository_url():

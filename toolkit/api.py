@@ -187,6 +187,7 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
             shutil.rmtree(run.path, ignore_errors=True)
         raise
     model = float32_model(task, model)
+    task.finish_training(model)
     metadata = task.model_metadata()
     save_model(model, run.model_path, metadata)
     log("evaluating on the test split ...")

@@ -174,8 +174,10 @@ def _parser():
                                               "MovieLens-100k (ratings, movies, users) from the recbole wheel "
                                               "(pip download --no-deps from PyPI; only those files are kept); "
                                               "asterisk: recorded speech prompts in five languages (Debian "
-                                              "packages, apt-get download, unpacked without root).")
-    fetch.add_argument("dataset", choices=["asterisk", "movielens", "nuclei"])
+                                              "packages, apt-get download, unpacked without root); ucr: "
+                                              "UCR time-series sets (GunPoint, ItalyPowerDemand, ArrowHead, "
+                                              "BasicMotions, OSULeaf) from the sktime wheel.")
+    fetch.add_argument("dataset", choices=["asterisk", "movielens", "nuclei", "ucr"])
     to_tfrecord = data_verbs.add_parser(
         "to-tfrecord", help="write a recipe's data as sharded TFRecord files",
         description="Read the data of RECIPE through its source (with its checks and splits) and write each split "

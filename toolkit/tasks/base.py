@@ -83,6 +83,10 @@ class Task:
         """Checks what the recipe names outside itself (files, earlier runs, presets, voices) before any data is
         read or model built; raises a one-line RecipeError (helpers in `toolkit.references`)."""
 
+    def finish_training(self, model):
+        """Called once training is over, before the model and its metadata are saved: tasks that learn something
+        from the trained model (an anomaly threshold calibrated on validation scores) do it here."""
+
     def attach_run(self, run):
         """Called before training with the run directory (new or resumed): tasks
         that learn something from the data before the model (tokenizers) keep it there."""
