@@ -37,10 +37,16 @@
 12. Text classification (bench/text_classification.py): Bible verse genre and fortune categories, each network
    beside a TF-IDF + logistic regression baseline on the same splits, `toolkit predict x.onnx --text` end to end
    and SavedModel throughput at batch 32 (about 20 minutes).
+13. Explanations (bench/explain.py): `toolkit explain` on one-item fashion scenes: the pointing game of Grad-CAM
+   (and Grad-CAM++, integrated gradients, occlusion) against the random map's, and the deletion AUC of Grad-CAM
+   against a random map (about 5 minutes).
+14. Anomaly detection (bench/anomaly_detection.py): Fashion-MNIST one-vs-rest, each class normal in turn, beside
+   isolation-forest and PCA baselines on the same splits; the synthetic series' labelled windows found and false
+   alarms per series (about 15 minutes).
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
 runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment|detection|asterisk_speech|
-audio_classification|text_classification,
+audio_classification|text_classification|explain|anomaly_detection,
 --translation-run DIR / --speech-run DIR / --deployment-run DIR / --detection-run DIR (report a
 finished bible_en_es / espeak_ctc / fashion_mnist / fashion_detection run instead of training one),
 --asterisk-espeak-run DIR / --asterisk-finetune-run DIR (finished espeak_ctc / asterisk_finetune runs),
@@ -215,7 +221,8 @@ def bench_startup(onnx_path, repeats):
 
 
 PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment", "detection",
-         "asterisk_speech", "audio_classification", "text_classification"]
+         "asterisk_speech", "audio_classification", "text_classification", "explain",
+         "anomaly_detection"]
 
 
 def main():
@@ -298,6 +305,14 @@ def main():
 
         results["text_classification"] = text_classification.bench_text_classification(
             args.quick, args.bible_genre_run, args.fortunes_run)
+    if "explain" in parts:
+        import explain
+
+        results["explain"] = explain.bench_explain(args.quick)
+    if "anomaly_detection" in parts:
+        import anomaly_detection
+
+        results["anomaly_detection"] = anomaly_detection.bench_anomaly_detection()
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
@@ -326,6 +341,12 @@ def main():
     import text_classification
 
     print(text_classification.table(results))
+    import explain
+
+    print(explain.table(results))
+    import anomaly_detection
+
+    print(anomaly_detection.table(results))
 
 
 def table(results):

@@ -214,5 +214,5 @@ def test_toolkit_predict_stays_the_function_after_every_module_is_imported():
     for module in pkgutil.walk_packages(toolkit.__path__, "toolkit."):
         if module.name.count(".") == 1:
             importlib.import_module(module.name)
-    for name in ("train", "evaluate", "export", "verify", "load", "predict", "open_run", "load_data"):
+    for name in ("train", "evaluate", "export", "verify", "load", "predict", "explain", "open_run", "load_data"):
         assert callable(getattr(toolkit, name)), name

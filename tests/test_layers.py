@@ -25,7 +25,7 @@ LAYERS = [
     ("config", ["toolkit.config"]),
     ("infrastructure", ["toolkit.data", "toolkit.backbones", "toolkit.exporters", "toolkit.training",
                         "toolkit.text_generation", "toolkit.references", "toolkit.model_io",
-                        "toolkit.plots", "toolkit.model_card"]),
+                        "toolkit.plots", "toolkit.model_card", "toolkit.explanations"]),
     ("tasks", ["toolkit.tasks"]),
     ("reports", ["toolkit.reports"]),
     ("runs", ["toolkit.runs"]),

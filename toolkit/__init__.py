@@ -27,6 +27,7 @@ _API = {
     "verify": "toolkit.api",
     "load": "toolkit.api",
     "predict": "toolkit.api",
+    "explain": "toolkit.api",
     "recipe_class": "toolkit.api",
     "load_data": "toolkit.api",
     "Run": "toolkit.api",

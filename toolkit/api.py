@@ -340,6 +340,34 @@ def predict(model_path, inputs, top_k=None, output_dir=None):
     return load(model_path).predict(inputs, top_k=top_k, output_dir=output_dir)
 
 
+def explain(model, inputs, method=None, class_=None, output_dir=None, steps=32, patch=None, min_score=None):
+    """Saliency maps of a Keras image model (a run directory, a `.keras` file or a model `load` returned) on
+    image paths or uint8 arrays (method None: Grad-CAM), or token attributions of a text model on texts
+    (integrated gradients); see `toolkit.inference.explain` and docs/explain.md.
+
+    Example:
+
+    >>> import toolkit  # doctest: +SKIP
+    >>> result = toolkit.explain("saved_models/fashion_mnist", ["shoe.png"])[0]  # doctest: +SKIP
+    >>> entry = result["explanations"][0]  # doctest: +SKIP
+    >>> entry["class"], entry["score"], entry["map"].shape  # doctest: +SKIP
+    ('Sneaker', 0.97, (28, 28))
+
+    Returns:
+        One dict per input: `input`, `method`, `explanations`: per class (or box) explained, `class`,
+        `class_index`, `score` and `map` (float32 0..1 in the input's pixels); with `output_dir` also the
+        `overlay` (PNG) and `npy` paths written there.
+    """
+    from toolkit.inference import explain as explain_model
+
+    if not isinstance(model, (str, os.PathLike)):
+        return explain_model(model, inputs, method=method, class_=class_, output_dir=output_dir, steps=steps,
+                             patch=patch, min_score=min_score)
+    import_tensorflow()
+    return explain_model(os.fspath(model), inputs, method=method, class_=class_, output_dir=output_dir,
+                         steps=steps, patch=patch, min_score=min_score)
+
+
 def load_data(recipe, overrides=None, data=None):
     """Reads a recipe's data (or Python `data`, as in `train`) as the task sees it, to look at before training.
 

@@ -77,6 +77,42 @@ def _parser():
                          help="where models that answer with images (masks, overlays) write them (default: ./predictions)")
     predict.add_argument("--json", action="store_true", help="machine-readable JSON output")
 
+    explain = verbs.add_parser(
+        "explain", help="saliency maps of an image model (Grad-CAM, integrated gradients, occlusion)",
+        description="Explain what a Keras image model looks at: per input, a heat map over the image (PNG) and the "
+                    "raw map (.npy, float32 0..1 in the image's pixels) for the top-1 class (classifiers), each "
+                    "class present (segmenters) or each kept box (detectors), and one line naming the class, its "
+                    "probability and the files. MODEL is a run directory or a .keras file (exports hold no "
+                    "gradients). Grad-CAM reads the backbone's deepest feature layer named in the model's metadata, "
+                    "through the nested backbone. Text classifiers: integrated gradients over the token embeddings, "
+                    "one line of token attributions per text (--text). See docs/explain.md.",
+        epilog="Examples: toolkit explain saved_models/fashion_mnist shoe.png; "
+               "toolkit explain saved_models/fashion_mnist shoe.png --method integrated_gradients --class Sneaker; "
+               "toolkit explain saved_models/nuclei_unet cells.png --class 1 --output-dir maps; "
+               "toolkit explain saved_models/fortunes --text 'A journey of a thousand miles'",
+    )
+    explain.add_argument("model", metavar="MODEL", help="a run directory or a .keras file")
+    explain.add_argument("inputs", metavar="FILES", nargs="*",
+                         help="image files (text models: text files with one text per line)")
+    explain.add_argument("--text", action="append", default=[],
+                         help="text models: a text whose tokens to attribute (repeatable)")
+    from toolkit.explanations import METHODS
+
+    explain.add_argument("--method", choices=METHODS, default=None,
+                         help="default: gradcam (text models: integrated_gradients, the only one they take)")
+    explain.add_argument("--class", dest="class_", default=None, metavar="NAME_OR_INDEX",
+                         help="the class to explain (default: the top-1 class; segmenters: each class present; "
+                              "detectors: each kept box)")
+    explain.add_argument("--output-dir", default=None,
+                         help="where the PNG and .npy files go (default: RUN_DIR/explain for a run or the "
+                              "model.keras of one, else ./explain)")
+    explain.add_argument("--steps", type=int, default=32, help="integrated gradients: interpolation steps (default 32)")
+    explain.add_argument("--patch", type=int, default=None,
+                         help="occlusion: patch side in model pixels (default: an eighth of the shorter side)")
+    explain.add_argument("--score-threshold", "--min-score", dest="min_score", type=float, default=None,
+                         help="detectors: explain only boxes scored at least this (default: the model's)")
+    explain.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
     export = verbs.add_parser("export", help="export a run (SavedModel, ONNX) and verify it",
                               description="Export a run's model.keras into RUN_DIR/export and verify parity.")
     export.add_argument("run_dir", metavar="RUN_DIR")
@@ -348,6 +384,71 @@ def _cmd_predict(args):
     for _, message in errors:  # the readable inputs were predicted; each unreadable one is one line
         print(f"toolkit predict: error: {message}", file=sys.stderr)
     return 2 if errors else None
+
+
+def _cmd_explain(args):
+    from toolkit.errors import ToolkitError
+
+    if args.steps < 1:
+        raise ToolkitError("--steps must be 1 or more")
+    if args.patch is not None and args.patch < 1:
+        raise ToolkitError("--patch must be 1 or more")
+    refused = _refused_files(args.inputs)
+    if args.inputs and len(refused) == len(args.inputs):  # nothing to explain: said before the model is loaded
+        for message in refused:
+            print(f"toolkit explain: error: {message}", file=sys.stderr)
+        return 2
+    from toolkit import inference
+    from toolkit.runtimes import runtime_of
+
+    if runtime_of(args.model).name != "keras":  # one line, before TensorFlow loads
+        raise ToolkitError(inference._export_refusal(args.model, runtime_of(args.model).name))
+    kind = inference.explain_metadata(args.model).get("input")
+    inputs = list(args.inputs)
+    if kind == "text":
+        inputs = list(args.text) + _read_lines(args.inputs)
+    elif args.text:
+        raise ToolkitError(f"--text: {args.model} is not a text model; give image files instead")
+    if not inputs:
+        raise ToolkitError("explain: give image files" + (" or --text" if kind == "text" else ""))
+    _quiet_tensorflow()
+    output_dir = args.output_dir or inference.default_explain_dir(args.model)
+    errors = []
+    results = inference.explain(args.model, inputs, method=args.method, class_=args.class_,
+                                output_dir=output_dir, steps=args.steps, patch=args.patch, errors=errors,
+                                min_score=args.min_score)
+    if args.json:
+        for result in results:
+            for entry in result["explanations"]:
+                entry.pop("map", None)
+        method = results[0]["method"] if results else args.method
+        print(json.dumps({"model": os.path.abspath(args.model), "method": method, "output_dir": output_dir,
+                          "explanations": results,
+                          **({"errors": [{"input": str(item), "error": message} for item, message in errors]}
+                             if errors else {})}, indent=2, default=_json_value))
+    else:
+        for result in results:
+            print(_explain_line(result))
+    for _, message in errors:
+        print(f"toolkit explain: error: {message}", file=sys.stderr)
+    return 2 if errors else None
+
+
+def _explain_line(result):
+    """One line per input: the class (or box) explained, its probability and the files written."""
+    if not result["explanations"]:
+        return f"{result['input']}: nothing to explain (no box found)"
+    parts = []
+    for entry in result["explanations"]:
+        if "tokens" in entry:  # a text model: each token with its attribution
+            text = result["input"] if len(result["input"]) <= 40 else result["input"][:37] + "..."
+            tokens = " ".join(f"{t['token']}({t['attribution']:+.2f})" for t in entry["tokens"][:40])
+            more = f" (+{len(entry['tokens']) - 40} tokens)" if len(entry["tokens"]) > 40 else ""
+            return f"{text!r}: {result['method']} of {entry['class']} {entry['score']:.3f}: {tokens}{more}"
+        box = f" [{', '.join(f'{v:.0f}' for v in entry['box'])}]" if "box" in entry else ""
+        files = f" -> {entry['overlay']}, {os.path.basename(entry['npy'])}" if "overlay" in entry else ""
+        parts.append(f"{entry['class']} {entry['score']:.3f}{box}{files}")
+    return f"{result['input']}: {result['method']} of " + "; ".join(parts)
 
 
 def _needs_tensorflow(path, runtime=None):

@@ -1,4 +1,4 @@
-"""Load any model the toolkit makes and predict with it.
+"""Load any model the toolkit makes and predict with it; explain Keras models (`explain`, `toolkit explain`).
 
 MODEL can be a run directory, a `.keras` file, an exported SavedModel
 directory, an `.onnx` or a `.tflite` file; `toolkit.runtimes` says which
@@ -15,6 +15,8 @@ Example:
 
 import dataclasses
 import os
+
+import numpy as np
 
 from toolkit.errors import DataError, ModelFileError
 from toolkit.quiet import import_tensorflow
@@ -144,3 +146,233 @@ def load_onnx_artifact(path):
 
     session = load_onnx(path)
     return session, read_onnx_metadata(session, path)
+
+
+# Explanation (`toolkit explain`): saliency maps and token attributions of Keras models ---------------------
+
+
+def explain(model, inputs, method=None, class_=None, output_dir=None, steps=32, patch=None, errors=None,
+            min_score=None):
+    """Saliency maps of a Keras model on image inputs (`toolkit.explanations`): one map per class explained
+    (classifiers: the top-1 or asked class; segmenters: each class present, or the asked one; detectors: each
+    kept box, or those of the asked class). Models that read tokens (`Predictor.explain_embedding`) get
+    integrated gradients per token instead of a map.
+
+    Args:
+        model: str or LoadedModel. A run directory or `.keras` file (exports hold no gradients to follow and
+            are refused), or a model `load` returned.
+        inputs: list. Image paths or uint8 arrays (H, W, C); texts for token models.
+        method: str or None. "gradcam" (the default for images), "gradcam++", "integrated_gradients" (the default
+            and only method for token models) or "occlusion".
+        class_: int, str or None. The class to explain, by index or name; None: the task's default.
+        output_dir: str or None. Where to write, per map, `<stem>_<method>_<class>.png` (the map over the
+            image) and `.npy` (the raw map, float32 0..1 at the image's size); None: nothing is written.
+        steps: int. Integrated gradients: interpolation steps.
+        patch: int or None. Occlusion: the patch side in model pixels.
+        errors: list or None. As in `LoadedModel.predict`: None: an unreadable input fails the call; a list:
+            each unreadable input is appended to it as (input, one-line message) and the others are explained.
+        min_score: float or None. Detectors: boxes scored below it are not explained (default: predict's).
+
+    Returns:
+        One dict per readable input: `input`, `method`, `explanations` (a list of dicts: `class`, `class_index`,
+        `score`, task extras such as `box` or `area`, `map` (float32 array 0..1 in the input's pixels), and with
+        `output_dir` the `overlay` and `npy` paths). For token models `map` is replaced by `tokens` (a list of
+        {"token", "attribution"}: the score's share of each token, in the score's units before a final softmax)
+        and `delta` (the score at the text minus at the zero-embedding baseline, which the attributions add up
+        to); nothing is written.
+    """
+    from toolkit.explanations import check_method
+
+    if method is not None:
+        check_method(method)
+    if not inputs:
+        raise ModelFileError("explain: give at least one input")
+    loaded = model if isinstance(model, LoadedModel) else _load_explainable(model)
+    if loaded.runtime != "keras":
+        raise ModelFileError(_export_refusal(loaded.path, loaded.runtime))
+    predictor = loaded.predictor
+    if not predictor.explainable():
+        raise ModelFileError(f"{loaded.path}: {loaded.metadata['task']} models cannot be explained (the task "
+                             "declares no explain hook); docs/explain.md lists the tasks it takes")
+    class_index = class_number(class_, loaded.metadata.get("class_names") or [])
+    options = {"min_score": min_score} if min_score is not None and "min_score" in predictor.options else {}
+    if min_score is not None and not options:
+        raise ModelFileError(f"--min-score: {loaded.metadata['task']} models take no such option")
+    embedding = predictor.explain_embedding(loaded.metadata)
+    if embedding is not None and method not in (None, "integrated_gradients"):
+        raise ModelFileError(f"--method {method}: {loaded.metadata['task']} models are explained per token with "
+                             "integrated_gradients; leave --method out")
+    method = method or ("integrated_gradients" if embedding is not None else "gradcam")
+    explainer = _Explainer(loaded, method, steps, patch, embedding)
+    results = []
+    for name, item in zip(_names(inputs), inputs):
+        try:
+            images, batch = predictor.explain_inputs([item], loaded.metadata)
+        except DataError as error:
+            if errors is None:
+                raise
+            errors.append((item, str(error)))
+            continue
+        results.append(explainer.one(name, images[0], batch, class_index, output_dir, options))
+    return results
+
+
+def _names(inputs):
+    from toolkit.tasks.predictor import input_names
+
+    return input_names(inputs)
+
+
+def _export_refusal(path, runtime):
+    return (f"{path} is an export ({runtime}); explain needs the Keras model's layers and gradients: give the run "
+            "directory or its model.keras")
+
+
+def explain_metadata(path):
+    """The toolkit metadata of a run directory or `.keras` file, read without TensorFlow; {} when there is none."""
+    from toolkit.model_io import read_toolkit_metadata
+
+    if os.path.isdir(path):
+        from toolkit.runs import RunDirectory
+
+        path = RunDirectory.open(path, need_model=True).model_path
+    return read_toolkit_metadata(path)
+
+
+def _load_explainable(path):
+    """`load` of a run directory or `.keras` file; exports are refused in one line before anything loads."""
+    from toolkit.data.files import check_name
+    from toolkit.runtimes import runtime_of
+
+    path = check_name(os.fspath(path), ModelFileError)
+    runtime = runtime_of(path)
+    if runtime.name != "keras":
+        raise ModelFileError(_export_refusal(path, runtime.name))
+    metadata_path = path
+    if os.path.isdir(path):
+        from toolkit.runs import RunDirectory
+
+        metadata_path = RunDirectory.open(path, need_model=True).model_path
+    from toolkit.model_io import read_toolkit_metadata
+    from toolkit.tasks import PREDICTORS, predictor_class
+
+    task = read_toolkit_metadata(metadata_path).get("task")
+    if task in PREDICTORS.names() and not predictor_class(task).explainable():  # before TensorFlow loads
+        raise ModelFileError(f"{path}: {task} models cannot be explained (the task declares no explain hook); "
+                             "docs/explain.md lists the tasks it takes")
+    return load(path)
+
+
+def class_number(value, class_names):
+    """The class index of `--class` (an index or a name, exact or case-insensitive), or None."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+        index = int(value)
+        if not 0 <= index < len(class_names):
+            raise ModelFileError(f"--class {value}: out of range; this model has classes 0..{len(class_names) - 1}"
+                                 f" ({_listed(class_names)})")
+        return index
+    text = str(value)
+    if text in class_names:
+        return class_names.index(text)
+    folded = [i for i, name in enumerate(class_names) if str(name).lower() == text.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    raise ModelFileError(f"--class {text!r}: not a class of this model; give a name or an index of: "
+                         f"{_listed(class_names)}")
+
+
+def _listed(names, limit=20):
+    shown = ", ".join(f"{i} {name}" for i, name in enumerate(names[:limit]))
+    return shown + (f", ... ({len(names)} classes)" if len(names) > limit else "")
+
+
+class _Explainer:
+    """Maps of one loaded Keras model, with its feature tap built once."""
+
+    def __init__(self, loaded, method, steps, patch, embedding=None):
+        from toolkit.explanations import LAYER_METHODS, FeatureTap
+
+        self.loaded, self.method, self.steps, self.patch, self.embedding = loaded, method, steps, patch, embedding
+        self.predictor = loaded.predictor
+        self.tap = FeatureTap(loaded.handle, loaded.metadata, features=method in LAYER_METHODS)
+
+    def one(self, name, image, batch, class_index, output_dir, options):
+        from toolkit.explanations import explain_batch, resize_map
+
+        model, metadata = self.loaded.handle, self.loaded.metadata
+        outputs = np.asarray(model(batch, training=False))
+        size = None if self.embedding is not None else image.shape[:2]
+        targets = self.predictor.explain_targets(outputs[0], metadata, class_index, image_size=size, **options)
+        explanations = []
+        for number, target in enumerate(targets):
+            def score(values, target=target):
+                return self.predictor.explain_score(values, target, metadata)
+
+            entry = {"class": target["label"], "class_index": int(target["class_index"]),
+                     "score": float(target["score"])}
+            if self.embedding is not None:  # a token model: attributions per token, no picture
+                entry.update(self._tokens(image, batch, score))
+                explanations.append(entry)
+                continue
+            values = explain_batch(self.method, self.tap, batch, score, steps=self.steps, patch=self.patch)[0]
+            entry.update({key: value for key, value in target.items()
+                          if key in ("box", "area")})
+            entry["map"] = resize_map(values, image.shape[:2])
+            if output_dir is not None:
+                entry.update(_write_map(output_dir, name, self.method, entry, image,
+                                        number if "box" in target else None))
+            explanations.append(entry)
+        result = {"input": str(name), "method": self.method, "explanations": explanations}
+        if self.tap.feature is not None:
+            result["layer"] = f"{self.tap.layer}/{self.tap.feature} (stride {self.tap.stride})"
+        return result
+
+    def _tokens(self, text, batch, score):
+        from toolkit.explanations import embedding_attributions
+
+        attributions, delta = embedding_attributions(self.tap, batch, score, self.embedding, steps=self.steps)
+        return _token_entry(attributions, delta, self.predictor.explain_tokens(text, batch[0], self.loaded.metadata))
+
+
+def _token_entry(attributions, delta, tokens):
+    return {"tokens": [{"token": piece, "attribution": round(float(attributions[position]), 6)}
+                       for position, piece in tokens],
+            "delta": round(float(delta), 6)}
+
+
+def _write_map(output_dir, name, method, entry, image, box_number):
+    """Writes `<stem>_<method>[_box<n>]_<class>.png` (the map over the image) and `.npy`; returns their paths."""
+    import re
+
+    from PIL import Image
+
+    from toolkit.atomic import atomic_path
+    from toolkit.explanations import overlay
+
+    os.makedirs(output_dir, exist_ok=True)
+    stem = name.replace("[", "_").replace("]", "") if name.startswith("array[") else \
+        os.path.splitext(os.path.basename(name))[0]
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(entry["class"])).strip("-") or str(entry["class_index"])
+    tag = method.replace("++", "pp")
+    box = "" if box_number is None else f"_box{box_number}"
+    base = os.path.join(output_dir, f"{stem}_{tag}{box}_{label}")
+    with atomic_path(base + ".png") as tmp:
+        Image.fromarray(overlay(image, entry["map"])).save(tmp, format="PNG")
+    with atomic_path(base + ".npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, entry["map"].astype(np.float32))
+    return {"overlay": base + ".png", "npy": base + ".npy"}
+
+
+def default_explain_dir(model_path):
+    """Where `toolkit explain` writes by default: `<run>/explain/` for a run directory or the model.keras inside
+    one; `./explain/` for a loose `.keras` file."""
+    path = os.path.abspath(os.fspath(model_path))
+    if os.path.isdir(path):
+        return os.path.join(path, "explain")
+    folder = os.path.dirname(path)
+    if os.path.isfile(os.path.join(folder, "recipe.yaml")):
+        return os.path.join(folder, "explain")
+    return os.path.join(os.getcwd(), "explain")

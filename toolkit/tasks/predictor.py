@@ -142,6 +142,57 @@ class Predictor:
         """Returns one human-readable line (or block) for a result dict."""
         raise NotImplementedError
 
+    # Explanation (`toolkit explain`, `toolkit.explanations`) ------------------------------------------
+    # A task whose models can be explained overrides `explain_targets` and `explain_score` (and, when its input
+    # is not one image, `explain_inputs`); the others refuse `toolkit explain` in one line.
+    @classmethod
+    def explain_inputs(cls, inputs, metadata):
+        """(the inputs as read: uint8 images, texts; the batch the Keras model takes) of user inputs."""
+        raise ModelFileError(f"{cls.name} models cannot be explained (the task declares no explain hook); "
+                             "docs/explain.md lists the tasks it takes")
+
+    @classmethod
+    def explain_targets(cls, outputs, metadata, class_index=None, image_size=None, **options):
+        """What to explain in one example, from the Keras model's outputs on it (NumPy, no batch axis).
+
+        Args:
+            outputs: array. The model's output for one example.
+            metadata: dict. The model's toolkit metadata.
+            class_index: int or None. The class asked for (`--class`); None: the task's default (the top-1
+                class for a classifier; every class present for a segmenter; every kept box for a detector).
+            image_size: (height, width) of the original input, for targets with coordinates (boxes).
+            options: the task's own `options` given to explain (e.g. min_score).
+
+        Returns:
+            A list of dicts, one per map to draw: `class_index` (int), `label` (str), `score` (float, the
+            probability shown) and what `explain_score` needs (a mask, a cell) or shows (`box`, in the input's
+            pixels). An empty list: nothing to explain (no box found).
+        """
+        raise ModelFileError(f"{cls.name} models cannot be explained (the task declares no explain hook); "
+                             "docs/explain.md lists the tasks it takes")
+
+    @classmethod
+    def explain_score(cls, outputs, target, metadata):
+        """The scalar to explain per example: a function of the model's batch outputs (Keras tensors, taken before
+        a final softmax; use `keras.ops`) returning shape [batch]; differentiable for the gradient methods."""
+        raise NotImplementedError
+
+    @classmethod
+    def explain_embedding(cls, metadata):
+        """Token models: the name of the embedding layer whose outputs integrated gradients attribute (the
+        maps are then per token, not per pixel); None: the model's input itself (images)."""
+        return None
+
+    @classmethod
+    def explain_tokens(cls, text, ids, metadata):
+        """Token models: [(position in `ids`, token text)] of one input's tokens, for the attributions shown."""
+        raise NotImplementedError
+
+    @classmethod
+    def explainable(cls):
+        """Whether the task declares the explain hooks."""
+        return getattr(cls.explain_targets, "__func__", None) is not Predictor.explain_targets.__func__
+
 
 def is_path(item):
     """Whether a `predict` input is a file path (else an in-memory value: an array, a string of text, an id)."""

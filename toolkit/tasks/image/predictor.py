@@ -40,6 +40,15 @@ class ImagePredictor(Predictor):
 
         return [read_image(item, channels) if is_path(item) else as_image(item, channels) for item in inputs]
 
+    @classmethod
+    def explain_inputs(cls, inputs, metadata):
+        """(uint8 images as read, float32 batch resized to the model size as `predict_keras` does)."""
+        from toolkit.tasks.image.pipeline import resize_image
+
+        size = tuple(metadata["image_size"])
+        images = cls.read_inputs(inputs, metadata["channels"], with_tensorflow=True)
+        return images, stack_batch(images, size, lambda image: resize_image(image, size).numpy())
+
 
 def as_image(item, channels):
     """Checks a user array: uint8 (H, W, channels) (or (H, W) for one channel)."""

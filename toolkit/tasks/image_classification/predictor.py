@@ -117,6 +117,18 @@ class ImageClassificationPredictor(ImagePredictor):
         return postprocess(probabilities, metadata["class_names"], top_k or metadata.get("top_k", 5),
                            input_names(inputs))
 
+    # Explanation: the score (logit) of the top-1 (or asked) class --------------------------------------
+    @classmethod
+    def explain_targets(cls, outputs, metadata, class_index=None, image_size=None, **options):
+        probabilities = np.asarray(outputs, np.float64).reshape(-1)
+        index = int(np.argmax(probabilities)) if class_index is None else int(class_index)
+        return [{"class_index": index, "label": metadata["class_names"][index],
+                 "score": round(float(probabilities[index]), 6)}]
+
+    @classmethod
+    def explain_score(cls, outputs, target, metadata):
+        return outputs[:, target["class_index"]]
+
     @classmethod
     def format_prediction(cls, result):
         ranked = ", ".join(f"{item['label']} {item['probability']:.3f}" for item in result["top_k"])

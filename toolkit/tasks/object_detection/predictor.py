@@ -174,6 +174,44 @@ class DetectionPredictor(ImagePredictor):
             results.append(detection_result(name, image, found, metadata, output_dir))
         return results
 
+    # Explanation: the score of each kept box (after NMS), from its cell of the head -------------------------
+    @classmethod
+    def explain_targets(cls, outputs, metadata, class_index=None, image_size=None, min_score=None, **options):
+        from toolkit.tasks.object_detection.model import cell_centres, decode_boxes, detect, settings
+
+        raw = np.asarray(outputs, np.float32)
+        count = len(metadata["class_names"])
+        answer = {key: value.numpy() for key, value in detect(raw[None], metadata).items()}
+        rows = rows_of(answer["boxes"], answer["scores"], answer["classes"], answer["count"])[0]
+        if min_score is None:
+            min_score = metadata.get("detection", {}).get("predict_score_threshold", 0.0)
+        stride = settings(metadata)["stride"]
+        size = tuple(metadata["image_size"])
+        cells = np.asarray(decode_boxes(raw[None], cell_centres(size, stride)[None], stride))[0]
+        cells = np.clip(cells, 0, [size[1], size[0], size[1], size[0]])
+        probability = 1 / (1 + np.exp(-raw[:, :count])) * (1 / (1 + np.exp(-raw[:, -1:])))
+        scores = np.sqrt(probability.max(axis=-1))
+        targets = []
+        for row in rows:
+            index = int(row[5])
+            if row[4] < min_score or (class_index is not None and index != int(class_index)):
+                continue
+            # the cell NMS kept: its class, its box and its score
+            distance = np.abs(cells - row[:4]).sum(axis=-1) + 100 * np.abs(scores - row[4]) + \
+                1e6 * (probability.argmax(axis=-1) != index)
+            box = scaled(row, size, image_size or size)[0, :4]
+            targets.append({"class_index": index, "label": metadata["class_names"][index],
+                            "score": round(float(row[4]), 6), "box": [round(float(v), 2) for v in box],
+                            "cell": int(np.argmin(distance))})
+        return targets
+
+    @classmethod
+    def explain_score(cls, outputs, target, metadata):
+        from keras import ops
+
+        cell = outputs[:, target["cell"]]
+        return ops.sqrt(ops.sigmoid(cell[:, target["class_index"]]) * ops.sigmoid(cell[:, -1]))
+
     @classmethod
     def format_prediction(cls, result):
         found = ", ".join(f"{d['class']} {d['score']:.2f} [{', '.join(f'{v:.0f}' for v in d['box'])}]"

@@ -151,6 +151,32 @@ class SegmentationPredictor(ImagePredictor):
         return [mask_result(name, image, np.asarray(mask, np.int64), metadata, output_dir)
                 for name, image, mask in zip(input_names(inputs), images, masks)]
 
+    # Explanation: a class's score (logit) summed over the pixels predicted as it (the whole image when none) -
+    @classmethod
+    def explain_targets(cls, outputs, metadata, class_index=None, image_size=None, **options):
+        probabilities = np.asarray(outputs, np.float32)
+        predicted = np.argmax(probabilities, axis=-1)
+        counts = np.bincount(predicted.ravel(), minlength=probabilities.shape[-1])
+        if class_index is None:  # every class present, the largest first
+            indices = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i]]
+        else:
+            indices = [int(class_index)]
+        targets = []
+        for index in indices:
+            pixels = predicted == index
+            region = pixels if pixels.any() else np.ones_like(pixels)
+            targets.append({"class_index": index, "label": metadata["class_names"][index],
+                            "score": round(float(probabilities[..., index][region].mean()), 6),
+                            "area": round(float(pixels.mean()), 6), "mask": region.astype(np.float32)})
+        return targets
+
+    @classmethod
+    def explain_score(cls, outputs, target, metadata):
+        from keras import ops
+
+        mask = ops.convert_to_tensor(target["mask"][None], dtype=outputs.dtype)
+        return ops.sum(outputs[..., target["class_index"]] * mask, axis=(1, 2))
+
     @classmethod
     def format_prediction(cls, result):
         areas = sorted(result["areas"].items(), key=lambda item: -item[1]["fraction"])

@@ -237,6 +237,46 @@ class TextClassificationPredictor(Predictor):
             results.append(result)
         return results
 
+    # Explanation: integrated gradients over the token embeddings ----------------------------------------------
+    @classmethod
+    def explain_inputs(cls, inputs, metadata):
+        """(the texts, int32 token ids [n, length] as `predict_keras` feeds them)."""
+        texts = [str(text) for text in inputs]
+        ids, _ = TextCodec(metadata).ids(texts)
+        return texts, ids
+
+    @classmethod
+    def explain_embedding(cls, metadata):
+        """The from-scratch networks' token embedding layer; a hub: encoder's is inside its backbone."""
+        from toolkit.errors import ModelFileError
+
+        if metadata["tokenizer"].get("kind") == "hub":
+            raise ModelFileError("models fine-tuned from a hub: encoder cannot be explained yet (its token embedding "
+                                 "is inside the preset's backbone); explain takes the from-scratch encoders")
+        return "embedding"
+
+    @classmethod
+    def explain_tokens(cls, text, ids, metadata):
+        """[(position in ids, token piece)] of the text's tokens (start, end and padding left out)."""
+        from toolkit.data.text import sentencepiece_processor
+
+        codec = TextCodec(metadata)
+        processor = sentencepiece_processor(metadata["tokenizer"]["proto"])
+        count = min(len(codec.tokens(text)), codec.room)
+        first = len(codec.start)
+        return [(first + i, processor.IdToPiece(int(ids[first + i]))) for i in range(count)]
+
+    @classmethod
+    def explain_targets(cls, outputs, metadata, class_index=None, image_size=None, **options):
+        probabilities = np.asarray(outputs, np.float64).reshape(-1)
+        index = int(np.argmax(probabilities)) if class_index is None else int(class_index)
+        return [{"class_index": index, "label": metadata["class_names"][index],
+                 "score": round(float(probabilities[index]), 6)}]
+
+    @classmethod
+    def explain_score(cls, outputs, target, metadata):
+        return outputs[:, target["class_index"]]
+
     @classmethod
     def format_prediction(cls, result):
         text = result["input"] if len(result["input"]) <= 60 else result["input"][:57] + "..."
