@@ -201,7 +201,7 @@ def scoring_network(model, metadata):
                                                 name="error")([target, model.output])
     kind, stats = metadata["model"].get("score", "reconstruction"), metadata.get("score_stats")
     if network == "conv_autoencoder" and kind != "reconstruction" and stats:
-        score = _LatentScore(kind, stats, name="combined_score")([score, model.get_layer("bottleneck").output])
+        score = _latent_score_class()(kind, stats, name="combined_score")([score, model.get_layer("bottleneck").output])
     return keras.Model(model.inputs[0], [score, error], name="scorer")
 
 
@@ -274,6 +274,3 @@ def _latent_score_class():
     _LAYERS["latent"] = LatentScore
     return LatentScore
 
-
-def _LatentScore(kind, stats, name):
-    return _latent_score_class()(kind, stats, name=name)

@@ -65,6 +65,11 @@ def write_heatmap(image, error_map, path):
         Image.fromarray(np.clip(np.round(overlay), 0, 255).astype(np.uint8)).save(tmp, format="PNG")
 
 
+def _when(timestamps, step):
+    """A step as the user knows it: its timestamp, or its index when the series has none."""
+    return int(step) if timestamps is None else str(timestamps[min(step, len(timestamps) - 1)])
+
+
 class AnomalyPredictor(ImagePredictor):
     """Anomaly detection: a score and a flag per image, or per step of a series."""
 
@@ -275,19 +280,14 @@ class AnomalyPredictor(ImagePredictor):
                                     "anomaly": bool(score[0] > threshold), "threshold": round(threshold, 6)})
                     continue
                 windows, starts = make_windows(values, window, int(metadata["score_stride"]))
-                if starts[-1] + window < len(values):
-                    windows = np.concatenate([windows, values[None, len(values) - window:]])
-                    starts = np.append(starts, len(values) - window)
                 _, maps = run(np.asarray(windows, np.float32))
                 steps = step_scores(np.asarray(maps), starts, window, len(values))
                 flags = (steps > threshold).astype(np.uint8)
                 runs = flags_to_runs(flags)
-                when = (lambda step: str(timestamps[min(step, len(timestamps) - 1)])) if timestamps is not None \
-                    else (lambda step: int(step))
                 result = {"input": name if series_name is None else series_name, "steps": int(len(values)),
                           "max_score": round(float(steps.max()), 6), "threshold": round(threshold, 6),
                           "anomalous_steps": int(flags.sum()),
-                          "anomalies": [{"start": when(a), "end": when(b - 1), "steps": int(b - a),
+                          "anomalies": [{"start": _when(timestamps, a), "end": _when(timestamps, b - 1), "steps": int(b - a),
                                          "max_score": round(float(steps[a:b].max()), 6)} for a, b in runs]}
                 result["anomaly"] = bool(runs)
                 if output_dir:

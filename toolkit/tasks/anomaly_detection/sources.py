@@ -60,14 +60,20 @@ def _limit(inputs, labels, names, limit, seed):
     return inputs[keep], labels[keep], None if names is None else [names[i] for i in keep]
 
 
-def _cut_validation(normals, fraction, seed):
-    """(train, validation) of normal inputs, `fraction` held out at random (at least one each)."""
-    if fraction <= 0 or len(normals) < 2:
+def _validation_indices(count, fraction, seed):
+    """(kept, held-out) sorted indices of `count` normal inputs, `fraction` held out at random (at least one each)."""
+    if fraction <= 0 or count < 2:
         raise DataError("data.validation_fraction: anomaly detection calibrates its threshold on validation normals; "
                         "set data.validation_fraction > 0 or give a validation/ folder")
-    order = np.random.RandomState(seed + 1).permutation(len(normals))
-    count = min(len(normals) - 1, max(1, int(round(len(normals) * fraction))))
-    return normals[np.sort(order[count:])], normals[np.sort(order[:count])]
+    order = np.random.RandomState(seed + 1).permutation(count)
+    held = min(count - 1, max(1, int(round(count * fraction))))
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+def _cut_validation(normals, fraction, seed):
+    """(train, validation) of normal inputs (`_validation_indices`)."""
+    kept, held = _validation_indices(len(normals), fraction, seed)
+    return normals[kept], normals[held]
 
 
 # ------------------------------------------------------------------ images
@@ -202,13 +208,10 @@ def load_anomaly_folder(config, seed):
         inputs, labels, names = _labelled_folder(val_dir, config, skipped["validation"], "validation")
         splits["validation"] = AnomalySplit(inputs, labels, names=names)
     else:
-        order = np.random.RandomState(seed + 1).permutation(len(normals))
-        normals_kept, val = _cut_validation(normals, config.validation_fraction, seed)
-        count = len(val)
-        held = set(order[:count].tolist())
-        train_names = [n for i, n in enumerate(train_names) if i not in held]
-        splits["validation"] = AnomalySplit(val, np.zeros(len(val), np.uint8))
-        normals = normals_kept
+        kept, held = _validation_indices(len(normals), config.validation_fraction, seed)
+        splits["validation"] = AnomalySplit(normals[held], np.zeros(len(held), np.uint8),
+                                            names=[train_names[i] for i in held])
+        normals, train_names = normals[kept], [train_names[i] for i in kept]
     splits["train"] = AnomalySplit(normals, np.zeros(len(normals), np.uint8), names=train_names)
     inputs, labels, names = _labelled_folder(os.path.join(root, "test"), config, skipped["test"], "test")
     splits["test"] = AnomalySplit(inputs, labels, names=names)
@@ -245,7 +248,7 @@ def _series_split_by_time(series_list, config):
 def series_data(parts, provenance, normal, skipped=None):
     """`AnomalyData` of {split: [Series]} (training windows are cut by the task from their normal steps)."""
     channels = int(parts["train"][0].values.shape[1])
-    for split, items in parts.items():
+    for items in parts.values():
         for item in items:
             if item.values.shape[1] != channels:
                 raise DataError(f"{item.name}: {item.values.shape[1]} value columns, but the training series "

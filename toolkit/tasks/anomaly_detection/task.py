@@ -133,11 +133,7 @@ class AnomalyDetectionTask(ImageTask):
                 if len(item.values) < self.window:
                     raise DataError(f"{item.name}: {len(item.values)} steps, fewer than data.window "
                                     f"({self.window}); lower data.window")
-                windows, first = make_windows(item.values, self.window, stride)
-                if split != "train" and (not len(first) or first[-1] + self.window < len(item.values)):
-                    last = len(item.values) - self.window  # the end of every series is scored too
-                    windows = np.concatenate([windows, item.values[None, last:]]).astype(np.float32)
-                    first = np.append(first, last)
+                windows, first = make_windows(item.values, self.window, stride)  # the last window ends the series
                 flags = window_labels(item.labels, first, self.window) if item.labels is not None else \
                     np.zeros(len(first), np.uint8)
                 if split == "train":  # never train on a labelled anomaly
@@ -375,10 +371,10 @@ class AnomalyDetectionTask(ImageTask):
         train = self._flat(self.split_inputs("train")[0])
         val_inputs, val_labels, _, _ = self.split_inputs("validation")
         inputs, labels, _, _ = self.split_inputs(split)
+        import time
+
         config, results = self.recipe.threshold, {}
         for method in self.recipe.baseline.methods:
-            import time
-
             started = time.time()
             both = baseline_scores(method, train, np.concatenate([self._flat(val_inputs), self._flat(inputs)]),
                                    seed=self.recipe.train.seed)
