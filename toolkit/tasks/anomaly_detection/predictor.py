@@ -255,6 +255,8 @@ class AnomalyPredictor(ImagePredictor):
             return [(None, values, None)]
         from toolkit.tasks.anomaly_detection.series import read_series_csv
 
+        if not os.path.exists(item):
+            raise DataError(f"{os.fspath(item)}: no such file; give a CSV file of the series (the training layout)")
         csv = metadata.get("csv", {})
         items, _ = read_series_csv(os.fspath(item), timestamp_column=csv.get("timestamp_column", "timestamp"),
                                    value_columns=csv.get("value_columns"), label_column=csv.get("label_column"))
