@@ -130,7 +130,7 @@ def _make_task(recipe, data):
     return task
 
 
-def train(recipe, overrides=None, resume=None, log=print, data=None):
+def train(recipe, overrides=None, resume=None, log=print, data=None, callbacks=None):
     """Trains, evaluates, exports and verifies a recipe; returns the `Run`.
 
     Args:
@@ -143,6 +143,10 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
             datasets (a `tf.data.Dataset`, list or `(inputs, targets)`
             arrays, or a dict of them by split; see `toolkit.data.user_data`).
             A run trained on Python datasets needs them again to resume.
+        callbacks: optional list of Keras callbacks added to each training phase (after the toolkit's own).
+
+    The recipe's `track:` section sends the run to MLflow, W&B or TensorBoard
+    (see `toolkit.tracking`); a tracker that fails warns once and never stops training.
 
     Example:
 
@@ -173,18 +177,26 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
         recipe = run.load_recipe()
         log(f"run directory: {run.path}")
     started = time.time()
+    from toolkit.tracking import start_tracking
+
+    tracker = start_tracking(recipe, run, log, resumed=bool(resume))
     try:
         task = _make_task(recipe, data)
         task.attach_run(run)  # a task may read its data here (e.g. to learn tokenizers): errors are handled below
-        model = Trainer(task, run, log).fit()
+        model = Trainer(task, run, log, callbacks=[*tracker.callbacks(), *(callbacks or [])]).fit()
     except KeyboardInterrupt:
         run.update_state(status="interrupted")
+        tracker.finish(status="KILLED")
         raise TrainingInterrupted(run.path)
     except ToolkitError:
+        tracker.finish(status="FAILED")
         if not resume and "epoch" not in run.state():  # nothing trained yet: leave no empty run behind
             import shutil
 
             shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    except BaseException:  # e.g. a pruned tune trial: the tracked run ends with it
+        tracker.finish(status="KILLED")
         raise
     model = float32_model(task, model)
     task.finish_training(model)
@@ -214,11 +226,15 @@ def train(recipe, overrides=None, resume=None, log=print, data=None):
         task.metadata = metadata
         try:
             export_run(run, model, task, recipe.export.formats, log)
+        except BaseException:
+            tracker.finish(metrics=metrics, status="FAILED")  # what was measured is kept in the tracker too
+            raise
         finally:  # the card also records a failed export's absence
             _card(run, recipe, task, metadata, metrics)
     else:
         _card(run, recipe, task, metadata, metrics)
     run.update_state(status="complete")
+    tracker.finish(metrics=metrics)
     import shutil
 
     shutil.rmtree(run.file("_backup"), ignore_errors=True)

@@ -39,6 +39,61 @@ def _parser():
     train.add_argument("recipe", nargs="?", help="recipe YAML file")
     train.add_argument("overrides", nargs="*", help="overrides like train.epochs=3 data.image_size=[64,64]")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
+    train.add_argument("--track", metavar="BACKEND", default=None,
+                       help="track the run in mlflow, wandb or tensorboard (comma-separated for several; "
+                            "the same as track.backend=...; see docs/tracking.md)")
+
+    tune = verbs.add_parser(
+        "tune", help="search a recipe's hyperparameters (Optuna): its tune: section",
+        description="Search the hyperparameters a recipe's tune: section names (its own dotted keys) with Optuna: "
+                    "TPE, random, grid or Hyperband, early stopping of bad trials on the per-epoch objective. Each "
+                    "trial is an ordinary run directory under STUDY_DIR/trials (evaluate, export and predict work on "
+                    "it). The study is stored in STUDY_DIR/study.db (SQLite): the same command again, after Ctrl-C "
+                    "or a kill, resumes it without repeating finished trials. At the end: the trial table, "
+                    "best_recipe.yaml (a plain recipe), plots, and with --final the best recipe trained on "
+                    "train+validation. Every searched value is checked against the recipe schema first.",
+        epilog="Example: toolkit tune recipes/image_classification/fashion_mnist.yaml --trials 12 "
+               "--time-budget 15; then toolkit train saved_models/tune-fashion_mnist/best_recipe.yaml",
+    )
+    tune.add_argument("recipe", help="recipe YAML file with a tune: section")
+    tune.add_argument("overrides", nargs="*", help="overrides like train.epochs=6 tune.algorithm=hyperband")
+    tune.add_argument("--trials", type=int, default=None, help="trials in the study (default: tune.trials)")
+    tune.add_argument("--time-budget", type=float, default=None, metavar="MIN",
+                      help="minutes for this invocation: no trial starts after it, a running one stops at the next "
+                           "epoch end (default: tune.time_budget_minutes)")
+    tune.add_argument("--study", default=None, metavar="STUDY_DIR",
+                      help="study directory (default: <output.dir>/tune-<recipe name>)")
+    tune.add_argument("--final", action="store_true", default=None,
+                      help="after the search, train the best recipe on train+validation (tune.final)")
+    tune.add_argument("--track", metavar="BACKEND", default=None,
+                      help="track every trial (and the study) in mlflow, wandb or tensorboard")
+
+    runs = verbs.add_parser("runs", help="list run directories or compare runs side by side",
+                            description="List the runs under a directory, or compare runs: the recipe keys that "
+                                        "differ, headline metrics, time, and their training curves in one PNG.")
+    runs_verbs = runs.add_subparsers(dest="runs_verb", metavar="ACTION")
+    runs_verbs.required = True
+    runs_list = runs_verbs.add_parser(
+        "list", help="a table of the runs under DIR (default: saved_models)",
+        description="One line per run directory under each DIR (searched two levels down, so tune studies' trials "
+                    "show too): task, status, headline test metric, epochs, training time, exports and their "
+                    "parity, recipe keys that differ from the first run of the same recipe.",
+        epilog="Example: toolkit runs list saved_models --sort accuracy")
+    runs_list.add_argument("dirs", metavar="DIR", nargs="*", help="directories holding runs (default: saved_models)")
+    runs_list.add_argument("--sort", default=None, metavar="METRIC", help="sort by this test metric (best first)")
+    runs_list.add_argument("--json", action="store_true", help="print the table as JSON")
+    runs_compare = runs_verbs.add_parser(
+        "compare", help="compare runs: recipe differences, metrics, curves in one PNG",
+        description="Compare RUN directories: the recipe keys whose values differ, each run's test metrics, "
+                    "training time and export status, and one PNG with their per-epoch curves overlaid.",
+        epilog="Example: toolkit runs compare saved_models/fashion_mnist saved_models/fashion_mnist-2 "
+               "--metric val_accuracy")
+    runs_compare.add_argument("runs", metavar="RUN", nargs="+", help="run directories")
+    runs_compare.add_argument("--metric", default=None,
+                              help="history column to overlay (default: the first run's monitor, e.g. val_accuracy)")
+    runs_compare.add_argument("--output", default=None,
+                              help="the PNG of the curves (default: ./runs_compare.png)")
+    runs_compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     evaluate = verbs.add_parser("evaluate", help="evaluate a trained run on its test split",
                                 description="Evaluate a run's model.keras on a split of its recipe's data.")
@@ -308,10 +363,13 @@ def _cmd_train(args):
             raise RecipeError("--resume takes the run's saved recipe; do not pass a recipe or overrides with it")
     elif not args.recipe:
         raise RecipeError("give a recipe file (toolkit list recipes) or --resume RUN_DIR")
+    if args.resume and args.track:
+        raise RecipeError("--resume keeps the run's saved recipe and its track: section; do not pass --track with it")
     if not args.resume:
         from toolkit.config import load_recipe
 
-        recipe = load_recipe(args.recipe, overrides=args.overrides)  # fail fast, before TensorFlow loads
+        # fail fast, before TensorFlow loads
+        recipe = load_recipe(args.recipe, overrides=_with_track(args.overrides, args.track))
     _quiet_tensorflow()
     from toolkit import api
 
@@ -319,8 +377,46 @@ def _cmd_train(args):
     print(run.summary())
 
 
+def _with_track(overrides, track):
+    """The overrides plus `--track a,b` as track.backend."""
+    if not track:
+        return list(overrides)
+    backends = [name.strip() for name in track.split(",") if name.strip()]
+    value = backends[0] if len(backends) == 1 else "[" + ", ".join(backends) + "]"
+    return [*overrides, f"track.backend={value}"]
+
+
 def _log(message):
     print(f"[toolkit] {message}", flush=True)
+
+
+def _cmd_tune(args):
+    from toolkit.config import load_recipe
+    from toolkit.errors import RecipeError
+
+    if args.trials is not None and args.trials < 1:
+        raise RecipeError(f"--trials {args.trials}: give 1 or more")
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise RecipeError(f"--time-budget {args.time_budget}: give minutes above 0")
+    recipe = load_recipe(args.recipe, overrides=_with_track(args.overrides, args.track))  # before TensorFlow
+    _quiet_tensorflow()
+    from toolkit.tuning import tune
+
+    study = tune(recipe, trials=args.trials, time_budget=args.time_budget, study_dir=args.study,
+                 final=args.final, log=_log)
+    print(study.summary())
+
+
+def _cmd_runs(args):
+    from toolkit.run_table import compare_runs, format_comparison, format_runs, list_runs
+
+    if args.runs_verb == "list":
+        rows = list_runs(args.dirs or ["saved_models"], sort=args.sort)
+        print(json.dumps(rows, indent=2, default=_json_value) if args.json else format_runs(rows))
+        return None
+    comparison = compare_runs(args.runs, metric=args.metric, output=args.output or "runs_compare.png")
+    print(json.dumps(comparison, indent=2, default=_json_value) if args.json else format_comparison(comparison))
+    return None
 
 
 def _cmd_evaluate(args):

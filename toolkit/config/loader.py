@@ -179,8 +179,10 @@ def absolutize_paths(recipe):
 def recipe_to_yaml(recipe):
     """Returns the resolved recipe as YAML text (round-trips through load_recipe)."""
     data = recipe.model_dump(mode="json")
+    if data.get("tune") is None:
+        data.pop("tune", None)
     order = ["task", "name", "description", "data", "tokenizer", "model", "decoding", "loss", "train", "export",
-             "output"]
+             "output", "track", "tune"]
     data = {key: data[key] for key in sorted(data, key=lambda k: order.index(k) if k in order else len(order))}
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
 

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from toolkit.config.base import StrictModel  # noqa: F401 - the base of every section, importable from here too
+from toolkit.config.tune import TrackConfig, TuneConfig
 
 # --------------------------------------------------------------------------- data
 
@@ -271,6 +272,9 @@ class Recipe(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig, description="training")
     export: ExportConfig = Field(default_factory=ExportConfig, description="export and verification")
     output: OutputConfig = Field(default_factory=OutputConfig, description="outputs")
+    track: TrackConfig = Field(default_factory=TrackConfig, description="experiment tracking (MLflow, W&B, TensorBoard)")
+    tune: Optional[TuneConfig] = Field(
+        None, description="hyperparameter search of toolkit tune (toolkit train ignores it)")
 
     @field_validator("name")
     @classmethod
@@ -295,6 +299,13 @@ class Recipe(StrictModel):
                 f"data.source: unknown {self.task} data source {data.source!r}"
                 f"{did_you_mean(data.source, sources.names())} (sources: {', '.join(sources.names())})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_tune_space(self):
+        from toolkit.config.tune import check_space
+
+        check_space(self)  # every searched value through this schema, before any trial starts
         return self
 
 

@@ -169,13 +169,16 @@ class Trainer:
         task: Task. The task (holds the recipe).
         run: Run. The run directory.
         log: callable(str). Where progress lines go.
+        callbacks: list of Keras callbacks added to every phase's `fit()` after the toolkit's own (the epoch's
+            logs then hold `epoch_seconds`): experiment trackers, `toolkit tune`'s pruning.
     """
 
-    def __init__(self, task, run, log=print):
+    def __init__(self, task, run, log=print, callbacks=()):
         self.task = task
         self.run = run
         self.log = log
         self.recipe = task.recipe
+        self.callbacks = list(callbacks)
 
     def monitor(self, has_validation):
         monitor = self.recipe.train.monitor or self.task.default_monitor
@@ -262,6 +265,7 @@ class Trainer:
                 # train_seconds is kept per epoch so a killed-and-resumed run still counts its early epochs.
                 EpochState(lambda **kw: run.update_state(train_seconds=previous_seconds + time.time() - started, **kw)),
                 keras.callbacks.TensorBoard(run.file("logs"), write_graph=False, update_freq="epoch"),
+                *self.callbacks,
             ]
             verbose = recipe.train.verbose
             if verbose == "auto" and not live_output():  # a log file: one line per epoch, no bar
