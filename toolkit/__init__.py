@@ -32,6 +32,8 @@ _API = {
     "load_data": "toolkit.api",
     "Run": "toolkit.api",
     "open_run": "toolkit.api",
+    "tune": "toolkit.tuning",
+    "open_study": "toolkit.tuning",
     "ToolkitError": "toolkit.errors",
 }
 

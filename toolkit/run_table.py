@@ -113,13 +113,11 @@ def _first_line(error):
 
 
 def metric_mode(name):
-    """'max' for accuracy-like metric names, 'min' for losses and errors (the rule of
-    `toolkit.training.callbacks.monitor_mode`, which imports Keras)."""
-    name = str(name).removeprefix("val_").lower()
-    if any(key in name for key in ("acc", "auc", "iou", "f1", "precision", "recall", "bleu", "chrf", "ndcg", "map",
-                                   "dice", "hit_rate", "coverage", "windows_found")):
-        return "max"
-    return "min"
+    """'max' for accuracy-like metric names, 'min' for losses and errors (the trainer's rule, which imports no
+    Keras)."""
+    from toolkit.config.tune import monitor_mode
+
+    return monitor_mode(str(name))
 
 
 def _finite(value):

@@ -22,6 +22,15 @@ RANGE_KINDS = ("uniform", "log_uniform", "int", "log_int")
 KINDS = ("choice",) + RANGE_KINDS
 
 
+def monitor_mode(monitor):
+    """'max' for accuracy-like metrics, 'min' for losses and errors."""
+    name = monitor.removeprefix("val_").lower()
+    if any(key in name for key in ("acc", "auc", "iou", "f1", "precision", "recall", "bleu", "chrf", "ndcg", "map",
+                                   "dice", "hit_rate", "coverage", "windows_found")):
+        return "max"
+    return "min"
+
+
 class SpaceSpec(StrictModel):
     """One searched key: exactly one of `choice: [a, b, ...]`, `uniform: [low, high]`, `log_uniform: [low, high]`,
     `int: [low, high]` or `log_int: [low, high]` (ints inclusive), with an optional `step`."""
@@ -86,8 +95,6 @@ class ObjectiveConfig(StrictModel):
     def resolved_direction(self, monitor=None):
         if self.direction != "auto":
             return self.direction
-        from toolkit.training.callbacks import monitor_mode
-
         metric = monitor if self.metric == "monitor" and monitor else self.metric
         return "maximize" if monitor_mode(metric.split(".")[-1]) == "max" else "minimize"
 

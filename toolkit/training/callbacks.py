@@ -13,6 +13,7 @@ import warnings
 import keras
 
 from toolkit.atomic import atomic_path, write_json
+from toolkit.config.tune import monitor_mode  # noqa: F401 - the rule lives in the config layer (no Keras)
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -116,12 +117,6 @@ class BestCheckpoint(keras.callbacks.Callback):
                 self.on_improve(epoch, value)
 
 
-def monitor_mode(monitor):
-    """'max' for accuracy-like metrics, 'min' for losses and errors."""
-    name = monitor.removeprefix("val_")
-    if any(key in name for key in ("acc", "auc", "iou", "f1", "precision", "recall", "bleu", "chrf", "ndcg", "map")):
-        return "max"
-    return "min"
 
 
 class EpochTimer(keras.callbacks.Callback):
