@@ -50,7 +50,7 @@ def test_grid_search_finds_the_planted_best_and_writes_a_plain_recipe(tmp_path):
     assert best.tune is None and best.train.optimizer.learning_rate == 0.01 and best.name == "tiny-tuned"
     assert best.export.formats == ["onnx"]
     with open(study.best_recipe, encoding="utf-8") as f:
-        assert "tune:" not in f.read()
+        assert "\ntune:" not in f.read()
     for name in ("trials.csv", "study.json", "study.db", "optimization_history.png", "parallel_coordinate.png"):
         assert os.path.isfile(os.path.join(study.study_dir, name)), name
     with open(os.path.join(study.study_dir, "trials.csv"), encoding="utf-8") as f:
@@ -58,7 +58,10 @@ def test_grid_search_finds_the_planted_best_and_writes_a_plain_recipe(tmp_path):
     # The final run: the best recipe on train+validation, exported and verified.
     final = study.final_run
     assert final.path == os.path.join(study.study_dir, "final")
-    assert final.metrics["data"]["validation"]["examples"] == 0
+    trial_data = toolkit.open_run(study.best["run_dir"]).metrics["data"]
+    assert final.metrics["data"].get("validation", {}).get("examples", 0) == 0
+    assert final.metrics["data"]["train"]["examples"] == (trial_data["train"]["examples"]
+                                                          + trial_data["validation"]["examples"])
     assert final.load_recipe().train.optimizer.learning_rate == 0.01
     assert os.path.isfile(os.path.join(final.path, "export", "model.onnx"))
     summary = study.summary()

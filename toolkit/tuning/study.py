@@ -143,7 +143,8 @@ class _Runner:
         import optuna
 
         algorithm = self.settings.algorithm
-        if algorithm in ("random", "hyperband", "grid"):  # grid: every point is queued (see _queue_grid)  # Hyperband: random configurations, successive halving
+        if algorithm in ("random", "hyperband", "grid"):  # Hyperband: random configurations, successive halving;
+            # grid: each point is queued by _queue_grid_point
             return optuna.samplers.RandomSampler(seed=seed)
         startup = max(3, min(10, self.settings.trials // 3))
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
@@ -169,8 +170,6 @@ class _Runner:
         import optuna
 
         self._requeue_killed()
-        if self.settings.algorithm == "grid":
-            self._queue_grid()
         started = time.time()
         done = self._finished_count()
         if done:
@@ -185,32 +184,35 @@ class _Runner:
             if deadline is not None and time.time() >= deadline:
                 self.log(f"time budget reached after {(time.time() - started) / 60:.1f} min: no more trials")
                 break
-            if self.settings.algorithm == "grid" and self._grid_exhausted():
+            if self.settings.algorithm == "grid" and not self._queue_grid_point():
                 self.log("every grid point has been tried")
                 break
             trial = self.study.ask()
             self._run_trial(trial, deadline, optuna)
 
-    def _queue_grid(self):
-        """Every combination of the choices, queued once in a seeded order (Optuna's GridSampler stops the study
-        itself, which only works inside `optimize`; queued trials work with ask and tell and survive a resume)."""
+    def _queue_grid_point(self):
+        """Queues the next combination of the choices not tried yet, in a seeded order; returns False when every
+        one has been (Optuna's GridSampler stops the study itself, which only works inside `optimize`; queueing one
+        point at a time also lets a killed trial's requeued run go first)."""
         import itertools
         import json
         import random
 
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.state.name == "WAITING" for t in trials):
+            return True
         keys = list(self.settings.space)
         points = list(itertools.product(*(self.settings.space[key].choice for key in keys)))
         random.Random(self.settings.seed if self.settings.seed is not None else self.recipe.train.seed).shuffle(points)
         seen = {json.dumps(t.params or t.system_attrs.get("fixed_params", {}), sort_keys=True, default=str)
-                for t in self.study.get_trials(deepcopy=False) if not t.user_attrs.get("killed")}
+                for t in trials if not t.user_attrs.get("killed")}
         for point in points:
             params = {key: (json.dumps(value) if isinstance(value, (list, dict)) else value)
                       for key, value in zip(keys, point)}
             if json.dumps(params, sort_keys=True, default=str) not in seen:
                 self.study.enqueue_trial(params)
-
-    def _grid_exhausted(self):
-        return not any(t.state.name == "WAITING" for t in self.study.get_trials(deepcopy=False))
+                return True
+        return False
 
     def _finished_count(self):
         return sum(1 for t in self.study.get_trials(deepcopy=False)
