@@ -14,6 +14,7 @@ NOTEBOOKS = ["image_classification.ipynb", "object_detection.ipynb", "segmentati
              "audio_classification.ipynb",
              "speech_recognition.ipynb", "recommendation.ipynb", "text_classification.ipynb",
              "anomaly_detection.ipynb"]
+GUIDES = ["tune_and_track.ipynb"]  # notebooks across tasks
 
 
 def repository_url():
@@ -33,12 +34,13 @@ def test_every_task_has_a_notebook_stored_clean_with_its_badge():
 
     from toolkit.tasks import TASKS
 
-    assert sorted(NOTEBOOKS) == sorted(n for n in os.listdir(os.path.join(REPO, "notebooks")) if n.endswith(".ipynb"))
+    assert sorted(NOTEBOOKS + GUIDES) == sorted(
+        n for n in os.listdir(os.path.join(REPO, "notebooks")) if n.endswith(".ipynb"))
     assert {name.split(".")[0] for name in NOTEBOOKS} == set(TASKS.names())
     url = repository_url()
     owner_repo = url.split("github.com/")[1]
     readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    for name in NOTEBOOKS:
+    for name in NOTEBOOKS + GUIDES:
         notebook = read(name)
         nbformat.validate(notebook)
         badge = f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{name}"
@@ -52,7 +54,7 @@ def test_every_task_has_a_notebook_stored_clean_with_its_badge():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", NOTEBOOKS + GUIDES)
 def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
     import nbclient
 
