@@ -302,7 +302,16 @@ class _Runner:
         tags = dict(self.recipe.track.tags)
         tags.update({"study": self.study_dir, "trial": str(number)})
         overrides["track.tags"] = tags
+        overrides.update(self._track_store())
         return load_recipe(data, overrides=overrides)
+
+    def _track_store(self):
+        """Trials and the final run live below the study directory: MLflow's default store (beside output.dir)
+        is kept at the base recipe's, so every run of the study is in the one store."""
+        if "mlflow" in self.recipe.track.backends() and not self.recipe.track.uri \
+                and not os.environ.get("MLFLOW_TRACKING_URI"):
+            return {"track.uri": "sqlite:///" + os.path.join(self.recipe.output.dir, "mlflow.db")}
+        return {}
 
     def _report_metric(self):
         """The per-epoch history column reported for pruning: the objective if it is one, else the monitor."""
@@ -417,7 +426,7 @@ class _Runner:
             return train(None, resume=final_dir, log=lambda line: self.log(prefix + line))
         data = load_recipe(result.best_recipe).model_dump(mode="json")
         overrides = {"name": "final", "output.dir": self.study_dir, "train.early_stopping_patience": None,
-                     "export.formats": self.recipe.export.formats}
+                     "export.formats": self.recipe.export.formats, **self._track_store()}
         if "validation_fraction" in data.get("data", {}):
             overrides["data.validation_fraction"] = 0.0
         self.log(f"final run: the best recipe (trial {result.best['number']}) on train+validation")
