@@ -123,6 +123,8 @@ def bench_tune(parts=("movielens", "fashion_mnist")):
 
 
 def table(results):
+    if not results:
+        return ""
     lines = ["Tuning (toolkit tune)"]
     movielens = results.get("movielens")
     if movielens:
