@@ -28,9 +28,10 @@ LAYERS = [
                         "toolkit.plots", "toolkit.model_card", "toolkit.explanations"]),
     ("tasks", ["toolkit.tasks"]),
     ("reports", ["toolkit.reports"]),
-    ("runs", ["toolkit.runs"]),
+    ("runs", ["toolkit.runs", "toolkit.tracking", "toolkit.run_table"]),
     ("inference", ["toolkit.inference"]),
     ("api", ["toolkit.api"]),
+    ("tuning", ["toolkit.tuning"]),  # a study trains runs through the api
     ("serving", ["toolkit.serving", "toolkit.benchmark"]),
     ("entry points", ["toolkit.cli", "toolkit.__main__", "toolkit"]),
 ]

@@ -89,7 +89,7 @@ def _read(path, problems, kind="json"):
             else:
                 import yaml
 
-                data = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+                data = yaml.safe_load(f)
     except Exception as error:  # noqa: BLE001 - bad JSON/YAML, unreadable: noted, the rest of the run still shows
         problems.append(f"{os.path.basename(path)} is unreadable ({_first_line(error)})")
         return {}

@@ -693,16 +693,17 @@ def _start_tags(recipe, run):
 
 def _versions():
     import platform
+    import sys
     from importlib import metadata
 
-    import toolkit
-
-    versions = {"version.toolkit": toolkit.__version__, "version.python": platform.python_version()}
+    # The package is imported already (this module is inside it); read it from sys.modules, not by importing up.
+    versions = {"version.toolkit": str(getattr(sys.modules.get("toolkit"), "__version__", "unknown")),
+                "version.python": platform.python_version()}
     for package in ("tensorflow", "keras"):
         try:
             versions[f"version.{package}"] = metadata.version(package)
         except Exception:
-            module = __import__("sys").modules.get(package)
+            module = sys.modules.get(package)
             if module is not None:
                 versions[f"version.{package}"] = str(getattr(module, "__version__", "unknown"))
     return versions
