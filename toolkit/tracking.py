@@ -598,16 +598,10 @@ def _domain(values):
 
 def flatten_params(data, prefix=""):
     """The recipe as {dotted key: value}: dicts flattened, lists (and empty dicts) as JSON text."""
-    flat = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten_params(value, name + "."))
-        elif isinstance(value, (list, tuple, dict)):
-            flat[name] = json.dumps(value, default=str)
-        else:
-            flat[name] = value
-    return flat
+    from toolkit.run_table import flatten
+
+    return {name: json.dumps(value, default=str) if isinstance(value, (list, tuple, dict)) else value
+            for name, value in flatten(data, prefix).items()}
 
 
 def flat_scalars(data, prefix=""):

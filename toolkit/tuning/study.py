@@ -650,17 +650,9 @@ def _comparable(recipe):
     tune = data.get("tune") or {}
     for key in ("trials", "time_budget_minutes", "final", "export_trials"):
         tune.pop(key, None)
-    flat = {}
+    from toolkit.run_table import flatten
 
-    def walk(prefix, node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}.{key}" if prefix else key, value)
-        else:
-            flat[prefix] = node
-
-    walk("", data)
-    return flat
+    return flatten(data)
 
 
 def _lookup(metrics, key):
