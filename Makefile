@@ -59,10 +59,10 @@ demo: setup
 		$${run}export/samples/001.png $${run}export/samples/002.png
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 docs: setup
 	$(PY) docs/generate.py
