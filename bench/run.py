@@ -46,10 +46,17 @@
 15. Tuning (bench/tune.py): `toolkit tune` on MovieLens-100k rating (20 TPE trials against the shipped recipe's
    validation RMSE) and on Fashion-MNIST (a 15-minute Hyperband search on a proxy, then the tuned recipe trained
    in full against the default's test accuracy); about 50 minutes.
+16. Decoding (bench/decoding.py): beam-4 translation of the held-out Bible verses by the toolkit's decoder
+   against the KerasHub-sampler decoder it replaced (toolkit.text_generation.reference_generate), on the same
+   model: speed-up (target 5x) and identical translations; greedy target tokens/s at batch 64 (target 1,000).
+   Uses --translation-run or this run's translation part, else trains bible_en_es for 2 epochs (about 15 minutes).
+17. Throughput (bench/throughput.py): `toolkit train` against a plain keras-io-style script (bench/plain/) per task
+   (segmentation, translation, speech, recommendation, JPEG-folder classification), same model, data and batch
+   size, epochs 2 onward, median of 3; target ratio 0.97 (about 25 minutes).
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
 runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment|detection|asterisk_speech|
-audio_classification|text_classification|explain|anomaly_detection|tune,
+audio_classification|text_classification|explain|anomaly_detection|tune|decoding|throughput,
 --translation-run DIR / --speech-run DIR / --deployment-run DIR / --detection-run DIR (report a
 finished bible_en_es / espeak_ctc / fashion_mnist / fashion_detection run instead of training one),
 --asterisk-espeak-run DIR / --asterisk-finetune-run DIR (finished espeak_ctc / asterisk_finetune runs),
@@ -225,7 +232,7 @@ def bench_startup(onnx_path, repeats):
 
 PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment", "detection",
          "asterisk_speech", "audio_classification", "text_classification", "explain",
-         "anomaly_detection", "tune"]
+         "anomaly_detection", "tune", "decoding", "throughput"]
 
 
 def main():
@@ -320,6 +327,20 @@ def main():
         import tune
 
         results["tune"] = tune.bench_tune()
+    if "decoding" in parts:
+        import decoding
+
+        run_dir = args.translation_run or (results.get("translation") or {}).get("run")
+        if not run_dir or not os.path.isfile(os.path.join(run_dir, "model.keras")):
+            # an under-trained model decodes longer (slower) sentences than the finished one: the harder case
+            run_dir, _, _ = segmentation.toolkit_train(
+                "recipes/translation/bible_en_es.yaml", os.path.join(WORK, "decoding"), "train.epochs=2",
+                "data.limit.validation=256", "data.limit.test=64", "export.formats=[]")
+        results["decoding"] = decoding.bench_decoding(run_dir, 128 if args.quick else None)
+    if "throughput" in parts:
+        import throughput
+
+        results["throughput"] = throughput.bench_throughput(quick=args.quick)
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)

@@ -292,75 +292,17 @@ def test_evaluation_reports_decoding_progress_with_counts(toy_run):
 
 
 # ------------------------------------------------------- decoding against KerasHub's samplers
-def _kerashub_generate(translator, source_ids, method, beam_width, length_penalty):
-    """The decoder as it was before it carried only what changes (issue 26): KerasHub's GreedySampler /
-    BeamSampler(return_all_beams=True) around the decoder layers' own cached calls with stacked
-    [batch, layers, 2, length, heads, head_dim] caches, every cache reordered each beam step."""
-    import keras_hub
-    import tensorflow as tf
-    from keras import ops
-
-    network = translator.network
-    start, pad, eos = translator.ids["decoder_start"], translator.ids["pad"], translator.ids["eos"]
-    length, first = translator.max_length + len(start) - 1, len(start)
-    batch = tf.shape(source_ids)[0]
-    padding = network.padding(source_ids, pad)
-    hidden = network.encode(source_ids, padding)
-    prompt = tf.concat([tf.tile(tf.constant([start], tf.int32), [batch, 1]), tf.fill([batch, length - first], pad)],
-                       axis=1)
-    dims = network.dims
-    heads, dim, layers = dims["num_heads"], dims["embed_dim"], dims["decoder_layers"]
-
-    def call_decoder(token_ids, self_cache, cross_cache, index, cross_index):
-        x = network.decoder_embedding(token_ids, start_index=index)
-        self_caches, cross_caches = [], []
-        for i, layer in enumerate(network.decoder_layers):
-            x, next_self, next_cross = layer(
-                decoder_sequence=x, encoder_sequence=cross_cache[1], encoder_padding_mask=cross_cache[2],
-                self_attention_cache=self_cache[:, i], self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache[0][:, i], cross_attention_cache_update_index=cross_index)
-            self_caches.append(next_self)
-            cross_caches.append(next_cross)
-        cross = ops.stack(cross_caches, axis=1) if cross_index is not None else cross_cache[0]
-        return network.output_layer(x), ops.stack(self_caches, axis=1), cross
-
-    zeros = tf.zeros([batch, layers, 2, length, heads, dim // heads])
-    cross_zeros = tf.zeros([batch, layers, 2, tf.shape(hidden)[1], heads, dim // heads])
-    _, self_cache, cross_cache = call_decoder(prompt[:, :first], zeros, (cross_zeros, hidden, padding), 0, 0)
-
-    def next_step(prompt, cache, index):
-        self_cache, hidden, padding, cross_cache = cache
-        token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
-        logits, self_cache, _ = call_decoder(token, self_cache, (cross_cache, hidden, padding), index - 1, None)
-        logits = logits[:, 0, :]
-        done = tf.reduce_any(tf.equal(prompt[:, first:index], eos), axis=1)
-        frozen = tf.one_hot(pad, tf.shape(logits)[-1], on_value=0.0, off_value=-1e9, dtype=logits.dtype)
-        return tf.where(done[:, None], frozen[None, :], logits), None, (self_cache, hidden, padding, cross_cache)
-
-    cache = (self_cache, hidden, padding, cross_cache)
-    given = tf.tile(tf.range(length)[None, :] < first, [batch, 1])
-    if method == "greedy":
-        return keras_hub.samplers.GreedySampler()(next_step, prompt, cache=cache, index=first, mask=given,
-                                                  stop_token_ids=[eos])
-    sampler = keras_hub.samplers.BeamSampler(num_beams=beam_width, return_all_beams=True)
-    beams, log_probs = sampler(next_step, prompt, cache=cache, index=first, mask=given, stop_token_ids=[eos])
-    if length_penalty:
-        generated = beams[:, :, first:]
-        generated = tf.cast(tf.logical_and(tf.not_equal(generated, pad), tf.logical_not(
-            tf.cumsum(tf.cast(tf.equal(generated, eos), tf.int32), axis=2, exclusive=True) > 0)), tf.float32)
-        log_probs = log_probs / tf.pow((5.0 + tf.reduce_sum(generated, axis=2)) / 6.0, length_penalty)
-    return tf.gather(beams, tf.argmax(log_probs, axis=1, output_type=tf.int32), batch_dims=1)
-
-
 def _assert_decodes_like_kerashub(translator, sources, batch_size=8):
     import tensorflow as tf
+
+    from toolkit.text_generation import reference_generate
 
     encode = tf.function(translator.encode_source)
     signature = [tf.TensorSpec([None, None], tf.int32)]
     for method, beams, penalty in (("greedy", 1, 0.0), ("beam", 3, 0.6), ("beam", 4, 0.0)):
         settings = (method, beams, penalty)
         new = tf.function(lambda ids, s=settings: translator.generate(ids, *s), input_signature=signature)
-        old = tf.function(lambda ids, s=settings: _kerashub_generate(translator, ids, *s), input_signature=signature)
+        old = tf.function(lambda ids, s=settings: reference_generate(translator, ids, *s), input_signature=signature)
         for start in range(0, len(sources), batch_size):
             ids = encode(tf.constant(sources[start:start + batch_size]))
             np.testing.assert_array_equal(new(ids).numpy(), old(ids).numpy(), err_msg=f"{method} {beams}")
