@@ -11,7 +11,7 @@ to and including the end token).
 Usage: python bench/decoding.py RUN_DIR [--sentences N] [--quick]
     RUN_DIR: a finished bible_en_es run (bench/run.py --translation-run, or bench/_work/decoding/... trained
     here for 2 epochs when bench/run.py is given none). N: how many held-out verses (default all).
-Prints one JSON object.
+Prints a summary and one JSON object.
 """
 
 import argparse
@@ -90,6 +90,16 @@ def bench_decoding(run_dir, sentences=None, batch_size=32):
     }
 
 
+def summary(result):
+    """The decoding figures in two lines."""
+    return (f"decoding ({result['sentences']} held-out verses, beam {result['beam_width']}): KerasHub samplers "
+            f"{result['reference_beam_seconds']} s, toolkit {result['toolkit_beam_seconds']} s "
+            f"({result['beam_speedup']}x; target 5x), identical translations {result['identical_translations']}/"
+            f"{result['sentences']}\n"
+            f"greedy at batch {result['greedy_batch']}: {result['greedy_tokens_per_s']} target tokens/s "
+            f"(target {result['target_greedy_tokens_per_s']})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir")
@@ -97,7 +107,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="64 verses")
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    print(json.dumps(bench_decoding(args.run_dir, 64 if args.quick else args.sentences)))
+    result = bench_decoding(args.run_dir, 64 if args.quick else args.sentences)
+    print(summary(result))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

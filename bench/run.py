@@ -337,10 +337,12 @@ def main():
                 "recipes/translation/bible_en_es.yaml", os.path.join(WORK, "decoding"), "train.epochs=2",
                 "data.limit.validation=256", "data.limit.test=64", "export.formats=[]")
         results["decoding"] = decoding.bench_decoding(run_dir, 128 if args.quick else None)
+        print(decoding.summary(results["decoding"]))
     if "throughput" in parts:
         import throughput
 
         results["throughput"] = throughput.bench_throughput(quick=args.quick)
+        print(throughput.table(results["throughput"]))
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)
