@@ -25,8 +25,14 @@ def arguments(usage):
     return int(sys.argv[1]), int(sys.argv[2])
 
 
-def recipe_path(*parts):
-    return os.path.join(REPO, "recipes", *parts)
+def recipe_task(recipe, overrides):
+    """(recipe, task) of a shipped recipe (`recipes/<recipe>`) with `overrides`: the toolkit's own data loader gives
+    the plain script the same examples as `toolkit train` with the same overrides."""
+    from toolkit.config import load_recipe
+    from toolkit.tasks import make_task
+
+    loaded = load_recipe(os.path.join(REPO, "recipes", recipe), overrides)
+    return loaded, make_task(loaded)
 
 
 def epoch_timer():

@@ -35,7 +35,7 @@ around `fit()`.
 import math
 import os
 
-from _common import REPO, arguments, epoch_timer, recipe_path, report
+from _common import REPO, arguments, epoch_timer, recipe_task, report
 
 FOLDER = os.path.join(REPO, "bench", "_work", "throughput", "jpeg_folder")
 CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
@@ -84,11 +84,8 @@ def toolkit_overrides(limit):
 
 def load_files(limit):
     """The recipe's files and labels (the toolkit's folder loader: same cuts and subset) and class count."""
-    from toolkit.config import load_recipe
-    from toolkit.tasks import make_task
-
-    recipe = load_recipe(recipe_path("image_classification", "image_folder.yaml"), toolkit_overrides(limit))
-    data = make_task(recipe).data
+    recipe, task = recipe_task("image_classification/image_folder.yaml", toolkit_overrides(limit))
+    data = task.data
     return data.splits["train"], data.splits["validation"], len(data.class_names)
 
 

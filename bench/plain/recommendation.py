@@ -29,7 +29,7 @@ import keras
 import keras_rs
 import numpy as np
 import tensorflow as tf
-from _common import arguments, epoch_timer, recipe_path, report
+from _common import arguments, epoch_timer, recipe_task, report
 from keras import layers, ops
 
 from toolkit.tasks.recommendation.task import build_tower, feature_columns  # Keras / NumPy
@@ -39,12 +39,9 @@ BATCH = 256
 
 def load_ratings(limit):
     """The recipe's ratings and feature tables (the toolkit's data loader: same fold, subset and indices)."""
-    from toolkit.config import load_recipe
-    from toolkit.tasks import make_task
-
-    recipe = load_recipe(recipe_path("recommendation", "movielens_rating.yaml"),
+    recipe, task = recipe_task("recommendation/movielens_rating.yaml",
                          [f"data.limit.train={limit}", f"data.limit.validation={max(limit // 9, 1)}"])
-    return make_task(recipe).data, recipe.model
+    return task.data, recipe.model
 
 
 def main():

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import tensorflow as tf
-from _common import arguments, epoch_timer, recipe_path, report
+from _common import arguments, epoch_timer, recipe_task, report
 
 from toolkit.backbones.native import ResNetMini  # plain Keras functions
 from toolkit.tasks.segmentation.decoders import unet
@@ -34,11 +34,8 @@ from toolkit.tasks.segmentation.decoders import unet
 
 def load_tiles(limit):
     """The recipe's tiles (the toolkit's data loader: same tiling, split and subset)."""
-    from toolkit.config import load_recipe
-    from toolkit.tasks import make_task
-
-    recipe = load_recipe(recipe_path("segmentation", "nuclei_unet.yaml"), [f"data.limit.train={limit}"])
-    splits = make_task(recipe).data.splits
+    recipe, task = recipe_task("segmentation/nuclei_unet.yaml", [f"data.limit.train={limit}"])
+    splits = task.data.splits
     return splits["train"], splits["validation"]
 
 

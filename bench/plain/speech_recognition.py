@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
-from _common import arguments, epoch_timer, recipe_path, report
+from _common import arguments, epoch_timer, recipe_task, report
 from keras import layers, ops
 
 from toolkit.data.audio_features import log_mel  # features: TensorFlow ops
@@ -40,12 +40,9 @@ BATCH = 32
 
 def load_utterances(limit):
     """The recipe's utterances (the toolkit's data loader: same corpus, split and subset) and feature settings."""
-    from toolkit.config import load_recipe
-    from toolkit.tasks import make_task
-
-    recipe = load_recipe(recipe_path("speech_recognition", "espeak_ctc.yaml"),
+    recipe, task = recipe_task("speech_recognition/espeak_ctc.yaml",
                          [f"data.limit.train={limit}", f"data.limit.validation={max(limit // 9, 1)}"])
-    splits = make_task(recipe).data.splits
+    splits = task.data.splits
     features = {"sample_rate": recipe.data.sample_rate, "features": recipe.features.model_dump()}
     return splits["train"], splits["validation"], features, recipe.vocabulary
 

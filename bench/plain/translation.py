@@ -34,7 +34,7 @@ import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
-from _common import arguments, epoch_timer, recipe_path, report
+from _common import arguments, epoch_timer, recipe_task, report
 
 from toolkit.data.text import encode_proto, learn_sentencepiece, make_tokenizer  # tokenisation
 
@@ -44,12 +44,9 @@ BOUNDARIES = [12, 20, 28, 40, 56, 80]
 
 def load_pairs(limit):
     """The recipe's verse pairs (the toolkit's data loader: same normalisation, split and subset)."""
-    from toolkit.config import load_recipe
-    from toolkit.tasks import make_task
-
-    recipe = load_recipe(recipe_path("translation", "bible_en_es.yaml"),
+    recipe, task = recipe_task("translation/bible_en_es.yaml",
                          [f"data.limit.train={limit}", f"data.limit.validation={max(limit // 9, 1)}"])
-    splits = make_task(recipe).data.splits
+    splits = task.data.splits
     return splits["train"], splits["validation"]
 
 
