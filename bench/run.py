@@ -53,10 +53,13 @@
 17. Throughput (bench/throughput.py): `toolkit train` against a plain keras-io-style script (bench/plain/) per task
    (segmentation, translation, speech, recommendation, JPEG-folder classification), same model, data and batch
    size, epochs 2 onward, median of 3; target ratio 0.97 (about 25 minutes).
+18. Precision (bench/precision.py): float32 against mixed_bfloat16 (and mixed_float16 for two tasks) per task's
+   default model on throughput.py's subsets plus Fashion-MNIST: examples/s, the speed-up and the monitored
+   validation metric; which precision each recipe should ship with (>= 1.3x at equal quality; about 25 minutes).
 
 Writes bench/results.json and prints a table. Options: --quick (smaller
 runs), --only classification|nuclei|scenes|translation|speech|recommendation|deployment|detection|asterisk_speech|
-audio_classification|text_classification|explain|anomaly_detection|tune|decoding|throughput,
+audio_classification|text_classification|explain|anomaly_detection|tune|decoding|throughput|precision,
 --translation-run DIR / --speech-run DIR / --deployment-run DIR / --detection-run DIR (report a
 finished bible_en_es / espeak_ctc / fashion_mnist / fashion_detection run instead of training one),
 --asterisk-espeak-run DIR / --asterisk-finetune-run DIR (finished espeak_ctc / asterisk_finetune runs),
@@ -232,7 +235,7 @@ def bench_startup(onnx_path, repeats):
 
 PARTS = ["classification", "nuclei", "scenes", "translation", "speech", "recommendation", "deployment", "detection",
          "asterisk_speech", "audio_classification", "text_classification", "explain",
-         "anomaly_detection", "tune", "decoding", "throughput"]
+         "anomaly_detection", "tune", "decoding", "throughput", "precision"]
 
 
 def main():
@@ -343,6 +346,11 @@ def main():
 
         results["throughput"] = throughput.bench_throughput(quick=args.quick)
         print(throughput.table(results["throughput"]))
+    if "precision" in parts:
+        import precision
+
+        results["precision"] = precision.bench_precision(quick=args.quick)
+        print(precision.table(results["precision"]))
     results["seconds"] = round(time.time() - started, 1)
     with open(previous, "w") as f:
         json.dump(results, f, indent=2)

@@ -56,6 +56,45 @@ def test_mixed_policy_keeps_class_scores_float32_and_exports_a_float32_copy(tmp_
     np.testing.assert_allclose(copy(images).numpy(), model(images).numpy(), atol=0.05)  # bfloat16 rounding
 
 
+
+@pytest.mark.parametrize("task_name", ["image_classification", "segmentation", "translation", "speech_recognition",
+                                       "recommendation"])
+def test_every_task_takes_a_training_step_under_mixed_bfloat16(tmp_path, task_name):
+    """Each task's tiny model (tests/reliability/tiny_tasks.py), compiled as the trainer compiles it, takes one
+    training step on its own data under the mixed_bfloat16 policy, and its loss is finite (a layer that mixes
+    float32 constants into bfloat16 features fails here: SpecAugment did)."""
+    import sys
+
+    import keras
+
+    from toolkit.runs import RunDirectory
+    from toolkit.tasks import make_task
+    from toolkit.training.trainer import configure
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
+    try:
+        import tiny_tasks
+    finally:
+        sys.path.pop(0)
+    if tiny_tasks.available(task_name):
+        pytest.skip(tiny_tasks.available(task_name))
+    recipe = tiny_tasks.recipe(task_name, tmp_path, 1)
+    recipe.train.precision = "mixed_bfloat16"
+    if task_name == "speech_recognition":
+        recipe.spec_augment = type(recipe.spec_augment)()  # the tiny recipe turns it off; the default masks
+    try:
+        configure(recipe.train)
+        task = make_task(recipe)
+        task.attach_run(RunDirectory.create(recipe))  # as toolkit train: tokenizers are learned here
+        inputs, targets = next(iter(task.build_inputs("train", training=True)))[:2]
+        model = task.build_model()
+        model.compile(optimizer="adam", loss=task.build_losses(), metrics=task.build_metrics())
+        logs = model.train_on_batch(inputs, targets, return_dict=True)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model._flatten_layers())
+    assert np.isfinite(logs["loss"]), logs
+
 def _history(run_dir):
     import csv
 

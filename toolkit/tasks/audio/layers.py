@@ -39,9 +39,11 @@ def spec_augment_class():
                 return features
             batch, frames, bins = ops.shape(features)[0], ops.shape(features)[1], ops.shape(features)[2]
             if self.freq_masks and self.freq_width:
-                features = features * self._masks(self.freq_masks, self.freq_width, bins, batch)[:, None, :]
+                masks = self._masks(self.freq_masks, self.freq_width, bins, batch)
+                features = features * ops.cast(masks, features.dtype)[:, None, :]  # bfloat16 under mixed_bfloat16
             if self.time_masks and self.time_width:
-                features = features * self._masks(self.time_masks, self.time_width, frames, batch)[:, :, None]
+                masks = self._masks(self.time_masks, self.time_width, frames, batch)
+                features = features * ops.cast(masks, features.dtype)[:, :, None]
             return features
 
         def get_config(self):
