@@ -149,3 +149,28 @@ def test_ctrl_c_on_a_terminal_starts_its_message_on_a_new_line(tmp_path):
     text = output.decode("utf-8", "replace")
     line = next(line for line in text.replace("\r\n", "\n").split("\n") if "interrupted" in line)
     assert line.lstrip("\r").startswith("toolkit train: interrupted; resume with: toolkit train --resume"), repr(line)
+
+
+def test_training_datasets_run_without_the_autotune_thread_so_epoch_ends_do_not_stall():
+    """The trainer's datasets keep AUTOTUNE parallelism but no tf.data autotuning thread: the destructor of a
+    finished iterator waited for that thread's timer (up to the iterator's lifetime), once per epoch."""
+    import time
+
+    import tensorflow as tf
+
+    from toolkit.training.trainer import without_autotune_thread
+
+    assert without_autotune_thread(None) is None
+    dataset = (tf.data.Dataset.range(4000).map(lambda x: x * 2, num_parallel_calls=tf.data.AUTOTUNE)
+               .batch(8).prefetch(tf.data.AUTOTUNE))
+    steady = without_autotune_thread(dataset)
+    assert dataset.options().autotune.enabled is not False and steady.options().autotune.enabled is False
+    iterator = iter(steady)
+    values = []
+    for batch in iterator:  # a slow consumer for about a second: the autotuning timer, were it there, grows
+        values.extend(batch.numpy().tolist())
+        time.sleep(0.002)
+    started = time.perf_counter()
+    del iterator
+    assert time.perf_counter() - started < 0.1
+    assert values == [2 * x for x in range(4000)]
