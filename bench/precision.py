@@ -19,7 +19,6 @@ Usage: python bench/precision.py [--quick] [--task NAME ...] [--precisions float
 
 import argparse
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -59,8 +58,8 @@ def run(name, precision, quick=False):
     spec["overrides"] = lambda n: overrides(n) + [f"train.precision={precision}"]
     started = time.time()
     seconds, _, metrics = throughput.run_toolkit(spec, limit, epochs, os.path.join(WORK, name, precision))
-    run_dir = os.path.join(WORK, name, precision, os.path.splitext(os.path.basename(spec["recipe"]))[0])
-    with open(os.path.join(run_dir, "history.csv"), newline="") as f:
+    with open(os.path.join(throughput.run_dir_of(spec, os.path.join(WORK, name, precision)), "history.csv"),
+              newline="") as f:
         last = list(csv.DictReader(f))[-1]
     metric, _ = MONITOR[name]
     examples = metrics["data"]["train"]["examples"]
@@ -70,7 +69,7 @@ def run(name, precision, quick=False):
             "value": round(float(last[metric]), 4), "run_seconds": round(time.time() - started, 1)}
 
 
-def decide(results):
+def decide(name, results):
     """The precision a task should ship with: the fastest mixed policy that is >= SPEED_UP x float32 and loses at
     most QUALITY_DROP (relative) of the monitored metric; float32 otherwise."""
     base = results.get("float32")
@@ -80,8 +79,7 @@ def decide(results):
     for precision, result in results.items():
         if precision == "float32" or "error" in result:
             continue
-        higher = result["higher_is_better"]
-        worse = (base["value"] - result["value"]) if higher else (result["value"] - base["value"])
+        worse = (base["value"] - result["value"]) if MONITOR[name][1] else (result["value"] - base["value"])
         if result["speed_up"] >= SPEED_UP and worse <= QUALITY_DROP * abs(base["value"]) and \
                 result["speed_up"] > best[1]:
             best = (precision, result["speed_up"])
@@ -104,12 +102,10 @@ def bench_precision(quick=False, only=None, precisions=None):
             except (RuntimeError, subprocess.TimeoutExpired) as error:
                 task[precision] = {"error": str(error)[-2000:]}
         base = task.get("float32", {})
-        for precision, result in task.items():
-            if "error" not in result:
-                result["higher_is_better"] = MONITOR[name][1]
-                if "examples_per_s" in base:
-                    result["speed_up"] = round(result["examples_per_s"] / base["examples_per_s"], 3)
-        task["decision"] = decide(task)
+        for result in task.values():
+            if "error" not in result and "examples_per_s" in base:
+                result["speed_up"] = round(result["examples_per_s"] / base["examples_per_s"], 3)
+        task["decision"] = decide(name, task)
         results[name] = task
     return results
 
@@ -140,11 +136,7 @@ def main():
     precisions = args.precisions.split(",") if args.precisions else None
     if precisions and not set(precisions) <= set(PRECISIONS):
         parser.error(f"--precisions {args.precisions}: choose from {','.join(PRECISIONS)}")
-    results = bench_precision(args.quick, args.task, precisions)
-    os.makedirs(WORK, exist_ok=True)
-    with open(os.path.join(WORK, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    print(table(results))
+    throughput.save_and_print(bench_precision(args.quick, args.task, precisions), WORK, table)
 
 
 if __name__ == "__main__":

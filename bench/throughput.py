@@ -135,12 +135,17 @@ def run_plain(name, limit, epochs):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def run_dir_of(spec, out):
+    """The run directory `toolkit train` makes for the task's recipe under `output.dir=out`."""
+    return os.path.join(out, os.path.splitext(os.path.basename(spec["recipe"]))[0])
+
+
 def run_toolkit(spec, limit, epochs, out):
     """Trains the recipe with `toolkit train`; returns (epoch seconds, epoch end times, metrics.json)."""
     shutil.rmtree(out, ignore_errors=True)
     _run([sys.executable, "-m", "toolkit", "train", spec["recipe"], *spec["overrides"](limit),
           f"train.epochs={epochs}", "train.verbose=0", "export.formats=[]", f"output.dir={out}"])
-    run_dir = os.path.join(out, os.path.splitext(os.path.basename(spec["recipe"]))[0])
+    run_dir = run_dir_of(spec, out)
     with open(os.path.join(run_dir, "history.csv"), newline="") as f:
         seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(f)]
     with open(os.path.join(run_dir, "metrics.json")) as f:
@@ -250,11 +255,15 @@ def main():
     parser.add_argument("--task", action="append", choices=list(TASKS), help="only this task (repeatable)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side per task (default 3)")
     args = parser.parse_args()
-    results = bench_throughput(args.quick, args.task, args.repeats)
-    os.makedirs(WORK, exist_ok=True)
-    with open(os.path.join(WORK, "results.json"), "w") as f:
+    save_and_print(bench_throughput(args.quick, args.task, args.repeats), WORK, table)
+
+
+def save_and_print(results, work, table_of):
+    """Writes `results` to WORK/results.json and prints `table_of(results)` (the scripts' command-line ending)."""
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    print(table(results))
+    print(table_of(results))
 
 
 if __name__ == "__main__":
