@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -195,12 +196,21 @@ def test_bad_requests_get_json_errors_without_paths(classification_server):
     try:
         status, answer = call(small.url + "/v1/models/tiny:predict", {"instances": [[[[0, 0, 0]] * 400]]})
         assert status == 413 and "limit is 1000" in answer["error"]
-        # A chunked body (TF Serving takes them) is read as it streams, and refused once past the limit.
+        # A chunked body (TF Serving takes them) is read as it streams, and refused once past the limit. The
+        # rest of a refused body is read and thrown away: a client still sending after the refusal (here, chunks
+        # that come 0.3 s late) reads the 413 instead of a broken pipe from a connection closed under it.
         host, port = small.address
-        for chunks, want in (([b'{"signature_name": "toolkit", "instances": ', b'[[[[0, 0, 0]]]]}'], 200),
-                             ([b"[" + b"0," * 400] * 3, 413)):
+
+        def late(first, *rest):
+            yield from first
+            for chunk in rest:
+                time.sleep(0.3)
+                yield chunk
+
+        for chunks, want in ((late([b'{"signature_name": "toolkit", "instances": ', b'[[[[0, 0, 0]]]]}']), 200),
+                             (late([b"[" + b"0," * 400, b"0," * 400], b"0," * 400, b"0]"), 413)):
             connection = http.client.HTTPConnection(host, port, timeout=30)
-            connection.request("POST", "/v1/models/tiny:predict", body=iter(chunks), encode_chunked=True,
+            connection.request("POST", "/v1/models/tiny:predict", body=chunks, encode_chunked=True,
                                headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"})
             answer = connection.getresponse()
             assert answer.status == want and answer.getheader("Content-Type") == "application/json"

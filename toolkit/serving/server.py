@@ -417,19 +417,33 @@ def _version():
         return "0"
 
 
+DRAIN_BYTES = 256 << 10  # a refused body up to this much past the limit is read and thrown away (as Go's net/http)
+
+
 async def _read_body(request, limit):
-    """The request body, refused (413) from Content-Length, or while a chunked body streams, past `limit`."""
+    """The request body, refused (413) from Content-Length, or while a chunked body streams, past `limit`.
+
+    A refused body is read on and discarded (up to DRAIN_BYTES more) before the answer closes the connection: a client
+    still sending would otherwise meet a connection reset instead of reading the 413."""
+    stream, chunks, size, refusal = request.stream(), [], 0, None
     length = request.headers.get("content-length")
     if length is not None and int(length) > limit:  # the HTTP parser already refused non-numeric lengths
-        raise RequestError(f"the body is {int(length)} bytes; the limit is {limit} (toolkit serve --max-body-mb)", 413)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(f"the body is over {limit} bytes; the limit is {limit} (toolkit serve --max-body-mb)",
-                               413)
-        chunks.append(chunk)
-    return _decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)
+        refusal = f"the body is {int(length)} bytes; the limit is {limit} (toolkit serve --max-body-mb)"
+    else:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                refusal = f"the body is over {limit} bytes; the limit is {limit} (toolkit serve --max-body-mb)"
+                break
+            chunks.append(chunk)
+    if refusal is None:
+        return _decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)
+    drained = 0
+    async for chunk in stream:
+        drained += len(chunk)
+        if drained > DRAIN_BYTES:
+            break
+    raise RequestError(refusal, 413)
 
 
 def _decompress(body, encoding, limit):
