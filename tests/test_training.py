@@ -1,5 +1,7 @@
 """Trainer pieces: phases, freezing, schedules, and repeatability by seed."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -158,7 +160,7 @@ def test_training_datasets_run_without_the_autotune_thread_so_epoch_ends_do_not_
 
     import tensorflow as tf
 
-    from toolkit.training.trainer import without_autotune_thread
+    from toolkit.data.prefetch import without_autotune_thread
 
     assert without_autotune_thread(None) is None
     dataset = (tf.data.Dataset.range(4000).map(lambda x: x * 2, num_parallel_calls=tf.data.AUTOTUNE)
@@ -174,3 +176,101 @@ def test_training_datasets_run_without_the_autotune_thread_so_epoch_ends_do_not_
     del iterator
     assert time.perf_counter() - started < 0.1
     assert values == [2 * x for x in range(4000)]
+
+
+def _fitted(seed=0, units=3):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units), keras.layers.BatchNormalization(),
+                              keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(np.random.RandomState(seed).rand(16, 4), np.ones((16, 2)), epochs=2, batch_size=4, verbose=0)
+    return model
+
+
+def test_the_resume_backup_restores_every_model_and_optimizer_variable_and_refuses_another_model(tmp_path):
+    import h5py
+
+    from toolkit.errors import RunError
+    from toolkit.training.callbacks import AtomicBackupAndRestore
+
+    trained = _fitted()
+    backup = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    backup.set_model(trained)
+    backup.on_epoch_end(1)
+    assert sorted(os.listdir(tmp_path / "backup")) == ["state.npz", "training_metadata.json"]
+    trained.save_weights(str(tmp_path / "keras.weights.h5"))  # Keras' own backup holds the same variables
+    with h5py.File(tmp_path / "keras.weights.h5", "r") as f:
+        saved = []
+        f.visititems(lambda name, item: saved.append(name) if isinstance(item, h5py.Dataset) else None)
+    assert len(saved) == len(np.load(tmp_path / "backup" / "state.npz").files)
+
+    fresh = _fitted(seed=1)  # other weights, other optimizer slots and step counter
+    restore = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    restore.set_model(fresh)
+    restore.on_train_begin()
+    assert fresh._initial_epoch == 2 and restore.restored_epoch() == 2
+    pairs = list(zip(trained.weights + trained.optimizer.variables, fresh.weights + fresh.optimizer.variables))
+    assert len(pairs) == 8 + 14 and all(np.array_equal(a.numpy(), b.numpy()) for a, b in pairs)
+
+    other = _fitted(units=5)
+    refuse = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    refuse.set_model(other)
+    with pytest.raises(RunError, match=r"the --resume backup .*state.npz does not fit this model \(variable 0, "
+                                        r"sequential_\d+/dense_\d+/kernel, is \(4, 3\) there and \(4, 5\) here\); was "
+                                        r"the recipe changed\?"):
+        refuse.on_train_begin()
+
+
+def test_a_backup_written_by_keras_save_weights_still_resumes(tmp_path):
+    """A run started by a toolkit that wrote `latest.weights.h5` resumes after an upgrade."""
+    from toolkit.training.callbacks import AtomicBackupAndRestore, write_json
+
+    trained = _fitted()
+    os.makedirs(tmp_path / "backup")
+    trained.save_weights(str(tmp_path / "backup" / "latest.weights.h5"))
+    write_json(str(tmp_path / "backup" / "training_metadata.json"), {"epoch": 2, "batch": 0})
+    fresh = _fitted(seed=1)
+    restore = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    restore.set_model(fresh)
+    restore.on_train_begin()
+    assert fresh._initial_epoch == 2
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(trained.weights + trained.optimizer.variables,
+                                                                      fresh.weights + fresh.optimizer.variables))
+
+
+def test_the_best_checkpoint_holds_the_model_weights_without_the_optimizer_and_loads_back(tmp_path):
+    import h5py
+
+    from toolkit.training.callbacks import BestCheckpoint, load_weights_quietly
+
+    trained = _fitted()
+    best = BestCheckpoint(str(tmp_path / "best.weights.h5"), "val_loss")
+    best.set_model(trained)
+    best.on_epoch_end(0, {"val_loss": 0.5})
+    with h5py.File(tmp_path / "best.weights.h5", "r") as f:
+        saved = []
+        f.visititems(lambda name, item: saved.append(name) if isinstance(item, h5py.Dataset) else None)
+    assert len(saved) == len(trained.weights) and not any(name.startswith("optimizer") for name in saved)
+    fresh = _fitted(seed=1)
+    load_weights_quietly(fresh, str(tmp_path / "best.weights.h5"))
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(trained.weights, fresh.weights))
+
+
+def test_every_tf_data_pipeline_of_the_toolkit_prefetches_through_the_shared_helper():
+    """Training, validation, evaluation and prediction pipelines all end in `toolkit.data.prefetch.prefetched`, so
+    none keeps the autotuning thread whose iterator teardown idles (a raw `.prefetch(` would bring it back)."""
+    import re
+
+    from conftest import REPO
+
+    raw = []
+    for root, _, names in os.walk(os.path.join(REPO, "toolkit")):
+        for name in names:
+            path = os.path.join(root, name)
+            if name.endswith(".py") and not path.endswith(os.path.join("data", "prefetch.py")):
+                with open(path, encoding="utf-8") as f:
+                    raw += [f"{os.path.relpath(path, REPO)}:{number}" for number, line in enumerate(f, 1)
+                            if re.search(r"\.prefetch\(", line)]
+    assert raw == [], f"use toolkit.data.prefetch.prefetched instead of .prefetch( at {raw}"

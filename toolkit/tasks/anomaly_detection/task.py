@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from toolkit.data.prefetch import prefetched
 from toolkit.errors import DataError, RecipeError
 from toolkit.tasks.anomaly_detection.config import AnomalyRecipe
 from toolkit.tasks.anomaly_detection.predictor import AnomalyPredictor, score_batches
@@ -183,7 +184,7 @@ class AnomalyDetectionTask(ImageTask):
         if training:
             dataset = dataset.shuffle(min(len(inputs), self.recipe.data.shuffle_buffer), seed=self.recipe.train.seed,
                                       reshuffle_each_iteration=True)
-        return dataset.batch(self.recipe.train.batch_size).prefetch(2)
+        return prefetched(dataset.batch(self.recipe.train.batch_size), 2)
 
     def data_report(self):
         report = {}

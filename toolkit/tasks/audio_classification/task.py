@@ -29,6 +29,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_v
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.data.audio_features import log_mel
+from toolkit.data.prefetch import prefetched
 from toolkit.errors import DataError
 from toolkit.tasks.audio.config import FeatureConfig, SpecAugmentConfig, check_features
 from toolkit.tasks.audio_classification.config import AudioClassDataConfig
@@ -244,7 +245,7 @@ class AudioClassificationTask(Task):
                                            num_parallel_calls=tf.data.AUTOTUNE)
         if not training:
             dataset = dataset.cache()
-        return dataset.apply(tf.data.experimental.assert_cardinality(count)).prefetch(tf.data.AUTOTUNE)
+        return prefetched(dataset.apply(tf.data.experimental.assert_cardinality(count)))
 
     def data_report(self):
         return self._report

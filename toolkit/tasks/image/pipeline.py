@@ -20,6 +20,7 @@ import io
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data.prefetch import prefetched
 from toolkit.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -203,7 +204,7 @@ def batched(dataset, batch_size, num_classes=None, training=False, shuffle_buffe
         dataset = dataset.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=AUTOTUNE)
     if num_classes is not None:
         dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)), num_parallel_calls=AUTOTUNE)
-    return dataset.prefetch(AUTOTUNE)
+    return prefetched(dataset)
 
 
 def png_bytes(images):

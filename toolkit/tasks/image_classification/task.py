@@ -26,6 +26,7 @@ from pydantic import Field
 
 from toolkit.classification_metrics import classification_metrics
 from toolkit.config.schema import ClassifierModelConfig, ImageDataConfig, ImageRecipe
+from toolkit.data.prefetch import prefetched
 from toolkit.errors import DataError
 from toolkit.tasks.image.sources import CLASSIFICATION_SOURCES
 from toolkit.tasks.image.task import ImageTask
@@ -123,7 +124,7 @@ class ImageClassificationTask(ImageTask):
         if dataset is None:
             raise DataError(f"data: there is no {split} split to evaluate on")
         probabilities, labels = [], []
-        for images, batch_labels in dataset.batch(max(self.recipe.train.batch_size, 64)).prefetch(2):
+        for images, batch_labels in prefetched(dataset.batch(max(self.recipe.train.batch_size, 64)), 2):
             probabilities.append(np.asarray(model(images, training=False)))
             labels.append(batch_labels.numpy())
         probabilities = np.concatenate(probabilities)

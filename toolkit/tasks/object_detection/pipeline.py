@@ -12,6 +12,7 @@ image are clipped, and dropped when less than a pixel is left. The layers are th
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data.prefetch import prefetched
 from toolkit.tasks.image.pipeline import (
     AUTOTUNE,
     SplitReport,
@@ -95,4 +96,4 @@ def detection_batches(dataset, batch_size, training=False, shuffle_buffer=10000,
     if training and augmenter is not None:
         dataset = dataset.map(lambda images, targets: augment_batch(augmenter, images, targets),
                               num_parallel_calls=AUTOTUNE)
-    return dataset.prefetch(AUTOTUNE)
+    return prefetched(dataset)

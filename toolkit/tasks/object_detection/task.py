@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import Field, PositiveInt, model_validator
 
 from toolkit.config.schema import BackboneModelConfig, ExportConfig, ImageDataConfig, ImageRecipe, StrictModel
+from toolkit.data.prefetch import prefetched
 from toolkit.errors import DataError
 from toolkit.tasks.image.task import ImageTask
 from toolkit.tasks.object_detection.predictor import DetectionPredictor, draw_boxes, rows_of
@@ -249,7 +250,7 @@ class DetectionTask(ImageTask):
         if count is not None:
             dataset = dataset.take(count)
         metadata = self.model_metadata()
-        for images, targets in dataset.batch(max(self.recipe.train.batch_size, 16)).prefetch(2):
+        for images, targets in prefetched(dataset.batch(max(self.recipe.train.batch_size, 16)), 2):
             answer = detect(model(images, training=False), metadata)
             yield images.numpy(), targets.numpy(), rows_of(*(answer[k].numpy() for k in ("boxes", "scores",
                                                                                             "classes", "count")))

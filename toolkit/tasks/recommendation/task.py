@@ -50,6 +50,7 @@ import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
+from toolkit.data.prefetch import prefetched
 from toolkit.errors import DataError, RecipeError, preset_error
 from toolkit.tasks.base import Task
 from toolkit.tasks.recommendation.config import RecommendationDataConfig
@@ -341,7 +342,7 @@ class RecommendationTask(Task):
         dataset = dataset.batch(batch)
         if retrieval:  # the label of each row is its own item: column i of row i
             dataset = dataset.map(lambda x: (x, tf.eye(tf.shape(x["user"])[0])))
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        return prefetched(dataset)
 
     def data_report(self):
         return self._report

@@ -10,6 +10,7 @@ are one-hot masks with per-pixel sample weights: class weights, and 0 for
 import numpy as np
 import tensorflow as tf
 
+from toolkit.data.prefetch import prefetched
 from toolkit.tasks.image.pipeline import (
     AUTOTUNE,
     SplitReport,
@@ -93,4 +94,4 @@ def segmentation_batches(dataset, batch_size, num_classes, training=False, shuff
         one_hot = tf.one_hot(safe, num_classes) * tf.cast(valid, tf.float32)[..., None]
         return images, one_hot, pixel_weights
 
-    return dataset.map(targets, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return prefetched(dataset.map(targets, num_parallel_calls=AUTOTUNE))

@@ -31,6 +31,7 @@ import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from toolkit.config.schema import BackboneModelConfig, ExportConfig, ImageDataConfig, ImageRecipe, StrictModel
+from toolkit.data.prefetch import prefetched
 from toolkit.errors import DataError
 from toolkit.tasks.image.task import ImageTask
 from toolkit.tasks.segmentation.predictor import (
@@ -311,7 +312,7 @@ class SegmentationTask(ImageTask):
             raise DataError(f"data: there is no {split} split to evaluate on")
         if count is not None:
             dataset = dataset.take(count)
-        for images, masks in dataset.batch(max(self.recipe.train.batch_size, 16)).prefetch(2):
+        for images, masks in prefetched(dataset.batch(max(self.recipe.train.batch_size, 16)), 2):
             probabilities = np.asarray(model(images, training=False))
             yield images.numpy(), masks.numpy(), np.argmax(probabilities, axis=-1)
 

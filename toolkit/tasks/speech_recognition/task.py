@@ -48,6 +48,7 @@ from pydantic import (
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
 from toolkit.data.audio_features import features_of, log_mel
+from toolkit.data.prefetch import prefetched
 from toolkit.errors import DataError
 from toolkit.tasks.audio.config import FeatureConfig, SpecAugmentConfig, check_features
 from toolkit.tasks.audio.layers import spec_augment_class
@@ -329,7 +330,7 @@ class SpeechRecognitionTask(Task):
         batch = self.recipe.train.batch_size
         dataset = dataset.padded_batch(batch, **padding)
         count = -(-len(utterances) // batch)
-        return dataset.apply(tf.data.experimental.assert_cardinality(count)).prefetch(tf.data.AUTOTUNE)
+        return prefetched(dataset.apply(tf.data.experimental.assert_cardinality(count)))
 
     def _whisper_examples(self, utterances, metadata):
         """((Whisper features, decoder ids), labels, weights) per utterance, and how to pad them into batches."""

@@ -31,6 +31,7 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
+from toolkit.data.prefetch import prefetched
 from toolkit.data.text import PAD, encode_proto, learn_sentencepiece, pack_ids_numpy, pad_rows
 from toolkit.errors import DataError, RecipeError
 from toolkit.tasks.base import Task
@@ -383,7 +384,7 @@ class TextClassificationTask(Task):
         buckets = np.bincount([bisect.bisect_right(boundaries, len(row)) for row in ids],
                               minlength=len(boundaries) + 1)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(int(sum(-(-c // batch) for c in buckets))))
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        return prefetched(dataset)
 
     def data_report(self):
         return self._report

@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from toolkit.config.schema import ExportConfig, Recipe, StrictModel
+from toolkit.data.prefetch import prefetched
 from toolkit.data.text import BOS, PAD, encode_proto, learn_sentencepiece
 from toolkit.errors import DataError, RecipeError, preset_error
 from toolkit.tasks.base import Task
@@ -293,7 +294,7 @@ class TranslationTask(Task):
         lengths = [max(len(source), len(target) + len(start)) for source, target in zip(sources, targets)]
         buckets = np.bincount([bisect.bisect_right(boundaries, n) for n in lengths], minlength=len(boundaries) + 1)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(int(sum(-(-c // batch) for c in buckets))))
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        return prefetched(dataset)
 
     def data_report(self):
         return self._report
