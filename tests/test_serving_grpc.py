@@ -108,15 +108,13 @@ def served(trained_run):
 
 @pytest.fixture(scope="module")
 def other_tasks(tmp_path_factory):
-    """SavedModels of a recommender and a translator (saved untrained: the wire format is under test), trained
-    through the CLI."""
-    root = tmp_path_factory.mktemp("grpc_tasks")
-    env = {"TOOLKIT_HOME": str(root / "home"), "KERAS_HOME": str(root / "home" / "keras")}
+    """SavedModels of a recommender and a translator: the session's shared tiny baseline runs (tiny_tasks.baseline,
+    trained through the CLI once for this module, the protocol tests and the fault tests)."""
     paths = {}
     for task in ("recommendation", "translation"):
-        recipe = tiny_tasks.write(task, root / task, epochs=0)
-        run_cli("train", recipe, "export.formats=[saved_model]", "train.epochs=0", env=env, check=True)
-        paths[task] = os.path.join(str(root / task), "runs", task, "export", "saved_model")
+        run = tiny_tasks.baseline(task, tmp_path_factory)
+        assert run["rc"] == 0, run["stderr"][-3000:]
+        paths[task] = os.path.join(run["export"], "saved_model")
     return paths
 
 

@@ -4,8 +4,8 @@ The acceptance test of the serving issue: `tritonclient.http` and plain `request
 Serving's REST documentation (api_rest.md) all get correct answers from the same `toolkit serve` for an image
 classifier, a segmenter, a translator, a speech recogniser and a recommender.
 
-The five tiny tasks (tests/reliability/tiny_tasks.py) are trained once for this module and exported as SavedModel
-and ONNX. "Correct" is what the artifact itself answers on the same inputs: a SavedModel signature called directly
+The five tiny tasks (tests/reliability/tiny_tasks.py) are the session's shared baseline runs (trained once, for
+this module and the fault tests), exported as SavedModel and ONNX. "Correct" is what the artifact itself answers on the same inputs: a SavedModel signature called directly
 in TensorFlow (`tf.saved_model.load(path).signatures[name](**tensors)`), the ONNX graph run by ONNX Runtime, and for
 the toolkit's own format (`signature_name: "toolkit"`) the loaded model's `predict` — each laid out as the protocol
 lays it out (TF Serving: `predictions` per instance, one object of named outputs per instance when there are
@@ -24,8 +24,6 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import run_cli
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
 import tiny_tasks  # noqa: E402  (tests/reliability is not a package)
 
@@ -42,18 +40,16 @@ V2_DATATYPES = {"float32": "FP32", "float64": "FP64", "int32": "INT32", "int64":
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """{task: export directory (saved_model/ and model.onnx)} of the five tiny tasks, trained one epoch each (two
-    at a time) through `toolkit train` with `export.formats=[saved_model,onnx]`; a task this machine cannot run
-    maps to the reason."""
-    root = tmp_path_factory.mktemp("protocols")
-    env = {"TOOLKIT_HOME": str(root / "home"), "KERAS_HOME": str(root / "home" / "keras")}
+    """{task: export directory (saved_model/ and model.onnx)} of the five tiny tasks: the session's shared baseline
+    runs (tiny_tasks.baseline, trained through `toolkit train` once for this module and the fault tests, two at a
+    time); a task this machine cannot run maps to the reason."""
 
     def train(task):
         if tiny_tasks.available(task):
             return task, tiny_tasks.available(task)
-        recipe = tiny_tasks.write(task, root / task, epochs=1)
-        run_cli("train", recipe, "export.formats=[saved_model,onnx]", check=True, env=env)
-        return task, str(root / task / "runs" / task / "export")
+        run = tiny_tasks.baseline(task, tmp_path_factory)
+        assert run["rc"] == 0, run["stderr"][-3000:]
+        return task, run["export"]
 
     longest_first = ["translation", "speech_recognition", "segmentation", "image_classification", "recommendation"]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:

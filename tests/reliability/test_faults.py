@@ -29,8 +29,7 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow  # trains models: `make test-fast` leaves this module out
 
-EPOCHS = {"image_classification": 30, "segmentation": 24, "translation": 24, "speech_recognition": 40,
-          "recommendation": 40}
+EPOCHS = tiny_tasks.BASELINE_EPOCHS
 SEED = int(os.environ.get("TOOLKIT_FAULT_SEED", random.SystemRandom().randrange(10**6)))
 ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
 # What a resumed run may differ by from an uninterrupted one: after the resume point the data order and the
@@ -158,16 +157,10 @@ def _scenario(task, root, rng):
     return {"recipe": recipe, "run_dir": run_dir, "sigint": sigint, "sigkill": sigkill, "resumed": resumed}
 
 
-def _baseline(task, root):
-    recipe = tiny_tasks.write(task, root, EPOCHS[task])
-    result = _finish(["train", recipe], root)
-    result["run_dir"] = os.path.join(root, "runs", task)
-    return result
-
-
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory):
-    """Per task: an uninterrupted run and an interrupted-and-resumed one, two processes at a time."""
+    """Per task: an uninterrupted run (the session's shared baseline, tiny_tasks.baseline, which the serving tests
+    also use) and an interrupted-and-resumed one, two processes at a time."""
     root = str(tmp_path_factory.mktemp("faults"))
     rng = random.Random(SEED)
     jobs = {}
@@ -175,7 +168,7 @@ def faults(tmp_path_factory):
         for task in _available_tasks():
             jobs[task] = (pool.submit(_scenario, task, os.path.join(root, task, "interrupted"),
                                       random.Random(rng.random())),
-                          pool.submit(_baseline, task, os.path.join(root, task, "baseline")))
+                          pool.submit(tiny_tasks.baseline, task, tmp_path_factory))
         return {task: {**interrupted.result(), "baseline": baseline.result()}
                 for task, (interrupted, baseline) in jobs.items()}
 

@@ -7,6 +7,11 @@ import os
 import shutil
 
 TASKS = ["image_classification", "segmentation", "translation", "speech_recognition", "recommendation"]
+# Epochs of each task's shared baseline run (`baseline`): the fault tests' uninterrupted reference, long enough for
+# their random interruption points and loss comparisons.
+BASELINE_EPOCHS = {"image_classification": 30, "segmentation": 24, "translation": 24, "speech_recognition": 40,
+                   "recommendation": 40}
+BASELINE_FORMATS = "export.formats=[saved_model,onnx]"
 
 
 def recipe(task, root, epochs):
@@ -112,3 +117,43 @@ class _Root(str):
         import pathlib
 
         return pathlib.Path(self) / other
+
+
+def baseline(task, tmp_path_factory):
+    """The tiny run of `task` (BASELINE_EPOCHS, exported as SavedModel and ONNX), trained once per test session by
+    `toolkit train` and shared by every module that asks, on every xdist worker: the first caller trains it while
+    holding a lock on it, later ones wait for it and read its result. The fault tests compare their interrupted runs
+    with it; the serving tests serve its exports (they only read it).
+
+    Returns {"rc", "stdout", "stderr", "run_dir", "export"}.
+    """
+    import fcntl
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker has its own basetemp under the session's one
+        base = base.parent
+    root = os.path.join(str(base), "shared_baselines", task)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when a worker dies
+        done = os.path.join(root, "result.json")
+        if os.path.exists(done):
+            with open(done, encoding="utf-8") as f:
+                return json.load(f)
+        recipe = write(task, root, BASELINE_EPOCHS[task])
+        home = os.path.join(root, "home")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", TOOLKIT_HOME=home,
+                   KERAS_HOME=os.path.join(home, "keras"))
+        process = subprocess.run([sys.executable, "-m", "toolkit", "train", recipe, BASELINE_FORMATS], cwd=REPO,
+                                 env=env, capture_output=True, text=True, timeout=900)
+        run_dir = os.path.join(root, "runs", task)
+        result = {"rc": process.returncode, "stdout": process.stdout, "stderr": process.stderr, "run_dir": run_dir,
+                  "export": os.path.join(run_dir, "export")}
+        with open(done, "w", encoding="utf-8") as f:
+            json.dump(result, f)
+        return result
