@@ -5,8 +5,9 @@ Serving's REST documentation (api_rest.md) all get correct answers from the same
 classifier, a segmenter, a translator, a speech recogniser and a recommender.
 
 The five tiny tasks (tests/reliability/tiny_tasks.py) are the session's shared baseline runs (trained once, for
-this module and the fault tests), exported as SavedModel and ONNX. "Correct" is what the artifact itself answers on the same inputs: a SavedModel signature called directly
-in TensorFlow (`tf.saved_model.load(path).signatures[name](**tensors)`), the ONNX graph run by ONNX Runtime, and for
+this module, the gRPC tests and the fault tests), exported as SavedModel and ONNX. "Correct" is what the artifact
+itself answers on the same inputs: a SavedModel signature called directly in TensorFlow
+(`tf.saved_model.load(path).signatures[name](**tensors)`), the ONNX graph run by ONNX Runtime, and for
 the toolkit's own format (`signature_name: "toolkit"`) the loaded model's `predict` — each laid out as the protocol
 lays it out (TF Serving: `predictions` per instance, one object of named outputs per instance when there are
 several, `outputs` for columnar requests; v2: named tensors with datatype and shape).

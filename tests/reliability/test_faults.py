@@ -115,9 +115,10 @@ def check_complete(run_dir):
             elif name.endswith(".h5"):
                 with h5py.File(path, "r") as f:
                     f.visit(lambda key: None)
-            elif name.endswith(".npz"):  # the --resume backup: every array reads back in full
+            elif name.endswith(".npz"):  # the --resume backup: reading every array raises on a truncated file
                 with np.load(path, allow_pickle=False) as archive:
-                    assert all(archive[key].size >= 0 for key in archive.files), path
+                    for key in archive.files:
+                        archive[key]
             elif name.endswith(".keras"):
                 with zipfile.ZipFile(path) as archive:
                     assert archive.testzip() is None, path
