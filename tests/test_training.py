@@ -153,6 +153,66 @@ def test_ctrl_c_on_a_terminal_starts_its_message_on_a_new_line(tmp_path):
     assert line.lstrip("\r").startswith("toolkit train: interrupted; resume with: toolkit train --resume"), repr(line)
 
 
+def test_ctrl_c_during_fit_is_raised_at_the_next_step_never_inside_a_tensorflow_context():
+    """A KeyboardInterrupt that lands inside one of TensorFlow's context managers (a device scope half entered)
+    came out as "RuntimeError: Exiting device scope without proper scope nesting" (exit 1, not 130). The trainer's
+    DeferredInterrupt records Ctrl-C and raises it at the next step boundary; a second Ctrl-C raises at once."""
+    import signal
+    import threading
+    import time
+
+    import keras
+    import tensorflow as tf
+
+    from toolkit.training.callbacks import DeferredInterrupt
+
+    assert threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in `python -m toolkit`
+    seen = []
+
+    class Press(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(batch)
+            if batch == 1:
+                with tf.device("/CPU:0"):
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.05)  # the handler runs here; with Python's default handler nothing below would
+                    seen.append("after")
+
+    try:
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse")
+        with pytest.raises(KeyboardInterrupt):
+            with DeferredInterrupt() as interrupt:
+                model.fit(np.zeros((16, 4)), np.zeros((16, 2)), batch_size=4, epochs=3, verbose=0,
+                          callbacks=[Press(), interrupt])
+        assert seen == [0, 1, "after"]  # raised at the step boundary right after the press, before step 1 ran
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+        with pytest.raises(KeyboardInterrupt):
+            with DeferredInterrupt():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                seen.append("first press waits")
+                os.kill(os.getpid(), signal.SIGINT)  # the second press does not wait
+                time.sleep(0.05)
+                seen.append("never")
+        assert seen[-1] == "first press waits"
+        with pytest.raises(KeyboardInterrupt):
+            with DeferredInterrupt():  # a press after the last step boundary is raised when the block ends
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                seen.append("end of block")
+        assert seen[-1] == "end of block"
+        outside = DeferredInterrupt()
+        thread = threading.Thread(target=lambda: outside.__enter__())
+        thread.start()
+        thread.join()
+        assert outside._previous is None  # another thread leaves the handler alone
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_training_datasets_run_without_the_autotune_thread_so_epoch_ends_do_not_stall():
     """The trainer's datasets keep AUTOTUNE parallelism but no tf.data autotuning thread: the destructor of a
     finished iterator waited for that thread's timer (up to the iterator's lifetime), once per epoch."""

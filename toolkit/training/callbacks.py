@@ -215,6 +215,65 @@ class EpochState(keras.callbacks.Callback):
         self.update(epoch=epoch + 1)
 
 
+class DeferredInterrupt(keras.callbacks.Callback):
+    """Ctrl-C during training stops at the next step boundary instead of wherever the signal lands.
+
+    Python raises `KeyboardInterrupt` between any two bytecodes, which can be inside TensorFlow's own context
+    managers (a device scope half entered); TensorFlow then fails with "Exiting device scope without proper scope
+    nesting" instead of the interrupt. Used as a context manager around `fit`, this callback replaces the SIGINT
+    handler (only in the main thread, and only where it is Python's default) with one that records the request;
+    the interrupt is raised at the next batch, epoch or phase boundary (after the epoch-end writes when it
+    lands at an epoch's end; list this callback last). A second Ctrl-C raises at once, as before.
+    """
+
+    def __init__(self, stream=None):
+        super().__init__()
+        self.requested = False
+        self._previous = None
+        self._stream = stream
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        if kind is None:
+            self.check()
+
+    def _on_signal(self, signum, frame):
+        import signal
+
+        if self.requested:  # the second Ctrl-C: no more waiting
+            if self._previous is not None:
+                signal.signal(signal.SIGINT, self._previous)
+                self._previous = None
+            raise KeyboardInterrupt
+        self.requested = True
+        try:  # os.write, not print: a handler may run while the main thread is inside a print
+            os.write(2, b"\ninterrupt: stopping after this step (Ctrl-C again to stop now)\n")
+        except OSError:
+            pass
+
+    def check(self, *args, **kwargs):
+        """Raises `KeyboardInterrupt` if Ctrl-C was pressed; a safe point between steps."""
+        if self.requested:
+            self.requested = False
+            raise KeyboardInterrupt
+
+    # batch *begin* hooks: Keras keeps dispatching the batch *end* hooks asynchronously when no callback has one
+    on_train_batch_begin = on_test_batch_begin = on_epoch_begin = on_epoch_end = check
+
+
 def save_model_weights(model, path):
     """Writes the model's weights, without the optimizer's variables, as a Keras `.weights.h5` (loadable with
     `model.load_weights`); the whole `save_weights` where this Keras cannot leave the optimizer out."""

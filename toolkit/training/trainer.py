@@ -189,6 +189,13 @@ class Trainer:
 
     def fit(self):
         """Runs (or resumes) all phases; returns the model with the best weights."""
+        from toolkit.training.callbacks import DeferredInterrupt
+
+        # Ctrl-C is raised between steps, never inside one of TensorFlow's context managers
+        with DeferredInterrupt() as interrupt:
+            return self._fit(interrupt)
+
+    def _fit(self, interrupt):
         import keras
 
         from toolkit.progress import live_output
@@ -268,6 +275,7 @@ class Trainer:
                 EpochState(lambda **kw: run.update_state(train_seconds=previous_seconds + time.time() - started, **kw)),
                 keras.callbacks.TensorBoard(run.file("logs"), write_graph=False, update_freq="epoch"),
                 *self.callbacks,
+                interrupt,  # last: an epoch that ended is written before Ctrl-C stops the run
             ]
             verbose = recipe.train.verbose
             if verbose == "auto" and not live_output():  # a log file: one line per epoch, no bar
@@ -290,6 +298,7 @@ class Trainer:
                 callbacks=callbacks,
                 verbose=verbose,
             )
+            interrupt.check()
             if guard.at is not None:
                 raise self._diverged(phase, guard.at, best_path)
             with atomic_path(run.file("checkpoints", f"phase_{phase.name}.weights.h5")) as tmp:
