@@ -83,6 +83,35 @@ def test_same_seed_same_run(tmp_path):
     np.testing.assert_allclose(history[0]["loss"], history[1]["loss"], rtol=1e-5)
 
 
+def test_steps_per_epoch_beyond_one_pass_repeats_the_training_data(tmp_path):
+    """train.steps_per_epoch above the batches of one pass: every epoch runs that many steps on the repeated data
+    (Keras alone ends the epoch, with a warning, where a finite dataset runs out)."""
+    import keras
+
+    from toolkit import api
+
+    class Steps(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.per_epoch = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.per_epoch.append(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.per_epoch[-1] += 1
+
+    data = make_image_folder(tmp_path / "images", per_class=8)
+    path = write_recipe(tmp_path / "steps.yaml", data, tmp_path / "runs", export={"formats": []},
+                        train={"epochs": 2, "batch_size": 8, "steps_per_epoch": 5, "verbose": 0,
+                               "optimizer": {"learning_rate": 0.01}})
+    counter = Steps()
+    run = api.train(path, log=lambda message: None, callbacks=[counter])
+    assert run.metrics["data"]["train"]["examples"] <= 16  # at most 2 batches of 8 in one pass
+    assert counter.per_epoch == [5, 5]
+    assert run.state()["steps_per_epoch"] == 5
+
+
 @pytest.mark.slow
 def test_a_redirected_train_log_has_one_plain_line_per_epoch_and_no_tensorflow_noise(tmp_path):
     """stdout and stderr to a file (not a terminal): no progress-bar escapes or carriage returns, at most one line

@@ -186,7 +186,10 @@ class TrainConfig(StrictModel):
         10, description="total epochs, frozen epochs included (0: evaluate and export the initial, e.g. pretrained, "
                         "model without training)")
     batch_size: PositiveInt = Field(32, description="examples per step")
-    steps_per_epoch: Optional[PositiveInt] = Field(None, description="cap on steps per epoch")
+    steps_per_epoch: Optional[PositiveInt] = Field(
+        None, description="steps per epoch (default: one pass over the training data); when set, the training data "
+                          "repeats, so an epoch may cover part of a pass or several, and the next epoch goes on "
+                          "where it stopped")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="optimizer")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="learning-rate schedule")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="label smoothing")

@@ -218,6 +218,10 @@ class Trainer:
         configure(recipe.train)
         # Every task's pipeline ends with toolkit.data.prefetch.prefetched; this holds for one that does not.
         train_data = without_autotune_thread(task.build_inputs("train", training=True))
+        if recipe.train.steps_per_epoch:
+            # One stream across epochs (as TF Model Garden's train_steps): Keras alone ends an epoch early, with a
+            # warning, where a finite dataset runs out before steps_per_epoch.
+            train_data = train_data.repeat()
         validation_data = without_autotune_thread(task.build_inputs("validation"))
         with scope():
             model = task.build_model()
