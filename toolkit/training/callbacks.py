@@ -226,11 +226,10 @@ class DeferredInterrupt(keras.callbacks.Callback):
     lands at an epoch's end; list this callback last). A second Ctrl-C raises at once, as before.
     """
 
-    def __init__(self, stream=None):
+    def __init__(self):
         super().__init__()
         self.requested = False
         self._previous = None
-        self._stream = stream
 
     def __enter__(self):
         import signal
@@ -242,21 +241,20 @@ class DeferredInterrupt(keras.callbacks.Callback):
         return self
 
     def __exit__(self, kind, value, traceback):
+        self._restore()
+        if kind is None:
+            self.check()
+
+    def _restore(self):
         import signal
 
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
-        if kind is None:
-            self.check()
 
     def _on_signal(self, signum, frame):
-        import signal
-
         if self.requested:  # the second Ctrl-C: no more waiting
-            if self._previous is not None:
-                signal.signal(signal.SIGINT, self._previous)
-                self._previous = None
+            self._restore()
             raise KeyboardInterrupt
         self.requested = True
         try:  # os.write, not print: a handler may run while the main thread is inside a print
